@@ -1,0 +1,1 @@
+"""The GraphQL API: Strawberry types and resolvers. No SQL here; resolvers call models."""

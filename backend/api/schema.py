@@ -1,0 +1,37 @@
+"""The GraphQL schema: root types merged from one module per domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import create_type
+from strawberry.utils.logging import StrawberryLogger
+
+from backend.api.errors import is_unexpected, mask_errors
+from backend.api.scalars import SCALARS
+from backend.api.tables import TYPES
+
+Query = create_type("Query", TYPES.root_fields(), description="Read any table, Hasura style.")
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # A client's bad input is answered in the response; only server faults are logged.
+        for error in errors:
+            if is_unexpected(error):
+                StrawberryLogger.error(error, execution_context)
+
+
+schema = _Schema(
+    query=Query,
+    config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
+    extensions=[mask_errors],
+)
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in schema.graphql."""
+    return schema.as_str() + "\n"

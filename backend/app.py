@@ -1,0 +1,73 @@
+"""The Starlette application: configuration, lifespan and routes, nothing else.
+
+``create_app`` is the factory uvicorn and the tests call. The lifespan owns the database:
+it opens the engine, upgrades the embedded database (nobody else would), and disposes the
+engine on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+
+from backend.api.context import Context
+from backend.api.schema import schema
+from backend.database import migrate
+from backend.database.engine import Database
+from backend.settings import Settings
+
+logger = logging.getLogger("runview.server")
+
+
+class _GraphQL(GraphQL[Context, None]):
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        return Context(db=request.app.state.db, request=request)
+
+
+async def health(request: Request) -> Response:
+    db: Database = request.app.state.db
+    try:
+        await db.ping()
+    except Exception as error:  # the point of /health is to report this, not raise it
+        logger.warning("health check failed: %s", error)
+        return JSONResponse({"status": "unavailable", "database": db.dialect}, status_code=503)
+    return JSONResponse({"status": "ok", "database": db.dialect})
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/graphql")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the server for ``settings`` (default: from ``RUNVIEW_*`` environment variables)."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url)
+        try:
+            if settings.should_upgrade_on_start:
+                await migrate.upgrade(db.engine)
+            app.state.db = db
+            yield
+        finally:
+            await db.dispose()
+
+    graphql = _GraphQL(schema, graphql_ide="graphiql")
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/health", health),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )

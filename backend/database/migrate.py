@@ -1,0 +1,70 @@
+"""Apply and write Alembic migrations without an alembic.ini.
+
+The same revisions serve PostgreSQL and SQLite. ``upgrade`` is what the server runs on start
+for the embedded database and what ``runview db upgrade`` runs for any database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database behind ``engine`` to ``revision`` (default: the newest)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(_config(sync), revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Downgrade the database behind ``engine`` to ``revision`` ("base": empty)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(_config(sync), revision))
+
+
+async def current(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+def compare(connection: Connection) -> list[Any]:
+    """The differences between tables.py and the database (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from backend.database.tables import metadata
+
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def revision(engine: AsyncEngine, message: str, **kwargs: Any) -> None:
+    """Autogenerate a new revision from the difference between tables.py and ``engine``.
+
+    For developers: point it at an up-to-date database, then read and edit the result.
+    """
+    async with engine.begin() as connection:
+        await connection.run_sync(
+            lambda sync: command.revision(
+                _config(sync), message=message, autogenerate=True, **kwargs
+            )
+        )

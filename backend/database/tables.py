@@ -1,0 +1,178 @@
+"""The tables of ARCHITECTURE.md, in SQLAlchemy Core.
+
+Every key is a UUID made in Python, so rows can be created in bulk without a round trip per id.
+Indexes are the ones the read API's filters and relationship loads need: each foreign key is
+the leading column of some index (a unique constraint counts), so "the task runs of this flow
+run" is an index range scan, never a full scan.
+
+``flow_run.parent_task_run_id`` has no foreign key on purpose: it would make ``flow_run`` and
+``task_run`` reference each other, which SQLite can only build by recreating tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from backend.database.types import Jsonb, Timestamp, utcnow
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s__%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s__%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s__%(column_0_name)s__%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s__%(constraint_name)s",
+    }
+)
+
+
+def _id() -> sa.Column[uuid.UUID]:
+    return sa.Column("id", sa.Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> sa.Column[object]:
+    return sa.Column("created", Timestamp, nullable=False, default=utcnow)
+
+
+def _updated() -> sa.Column[object]:
+    return sa.Column("updated", Timestamp, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+def _fk(column: str, target: str, *, nullable: bool = False) -> sa.Column[uuid.UUID]:
+    return sa.Column(
+        column, sa.Uuid, sa.ForeignKey(f"{target}.id", ondelete="CASCADE"), nullable=nullable
+    )
+
+
+def _run_state_columns() -> list[sa.Column[object]]:
+    """The current state a run row carries (its history lives in the *_state table)."""
+    return [
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("state_type", sa.Text, nullable=False),
+        sa.Column("state_message", sa.Text),
+        sa.Column("state_timestamp", Timestamp, nullable=False, default=utcnow),
+        sa.Column("serialized_state", Jsonb),
+        sa.Column("version", sa.Integer, nullable=False, default=0),
+    ]
+
+
+def _state_history_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("timestamp", Timestamp, nullable=False, default=utcnow),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("message", sa.Text),
+        sa.Column("result", Jsonb),
+        sa.Column("details", Jsonb, nullable=False, default=dict),
+        sa.Column("serialized_state", Jsonb),
+        sa.Column("version", sa.Integer, nullable=False),
+    ]
+
+
+flow = sa.Table(
+    "flow",
+    metadata,
+    _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, default=1),
+    sa.Column("description", sa.Text),
+    sa.Column("entrypoint", sa.Text),
+    _created(),
+    _updated(),
+    sa.UniqueConstraint("name"),
+)
+
+task = sa.Table(
+    "task",
+    metadata,
+    _id(),
+    _fk("flow_id", "flow"),
+    sa.Column("slug", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("mapped", sa.Boolean, nullable=False, default=False),
+    sa.Column("max_retries", sa.Integer, nullable=False, default=0),
+    sa.Column("retry_delay_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("tags", Jsonb, nullable=False, default=list),
+    sa.UniqueConstraint("flow_id", "slug"),
+)
+
+flow_run = sa.Table(
+    "flow_run",
+    metadata,
+    _id(),
+    _fk("flow_id", "flow"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("parameters", Jsonb, nullable=False, default=dict),
+    sa.Column("context", Jsonb, nullable=False, default=dict),
+    sa.Column("labels", Jsonb, nullable=False, default=list),
+    *_run_state_columns(),
+    sa.Column("scheduled_start_time", Timestamp, nullable=False, default=utcnow),
+    sa.Column("start_time", Timestamp),
+    sa.Column("end_time", Timestamp),
+    sa.Column("heartbeat", Timestamp),
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column("parent_task_run_id", sa.Uuid),
+    _created(),
+    _updated(),
+    # Also serves "the runs of this flow" (flow_id is its leading column).
+    sa.UniqueConstraint("flow_id", "idempotency_key"),
+    sa.Index(None, "parent_task_run_id"),
+    # Agents and the Late service look for due runs of a given state type.
+    sa.Index(None, "state_type", "scheduled_start_time"),
+)
+
+task_run = sa.Table(
+    "task_run",
+    metadata,
+    _id(),
+    _fk("flow_run_id", "flow_run"),
+    _fk("task_id", "task"),
+    sa.Column("map_index", sa.Integer, nullable=False, default=-1),
+    sa.Column("name", sa.Text, nullable=False),
+    *_run_state_columns(),
+    sa.Column("run_count", sa.Integer, nullable=False, default=0),
+    sa.Column("cache_key", sa.Text),
+    sa.Column("start_time", Timestamp),
+    sa.Column("end_time", Timestamp),
+    sa.Column("heartbeat", Timestamp),
+    _created(),
+    _updated(),
+    # Also serves "the task runs of this flow run" (flow_run_id is its leading column).
+    sa.UniqueConstraint("flow_run_id", "task_id", "map_index"),
+    sa.Index(None, "task_id"),
+    sa.Index(None, "cache_key"),
+)
+
+flow_run_state = sa.Table(
+    "flow_run_state",
+    metadata,
+    _id(),
+    _fk("flow_run_id", "flow_run"),
+    *_state_history_columns(),
+    sa.Index(None, "flow_run_id", "timestamp"),
+)
+
+task_run_state = sa.Table(
+    "task_run_state",
+    metadata,
+    _id(),
+    _fk("task_run_id", "task_run"),
+    *_state_history_columns(),
+    sa.Index(None, "task_run_id", "timestamp"),
+)
+
+log = sa.Table(
+    "log",
+    metadata,
+    _id(),
+    _fk("flow_run_id", "flow_run"),
+    _fk("task_run_id", "task_run", nullable=True),
+    sa.Column("timestamp", Timestamp, nullable=False, default=utcnow),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index(None, "flow_run_id", "timestamp"),
+    sa.Index(None, "task_run_id", "timestamp"),
+)

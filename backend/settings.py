@@ -1,0 +1,38 @@
+"""Server settings, read from ``RUNVIEW_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the server keeps its data and how it listens.
+
+    ``database_url`` unset means the embedded SQLite database at ``$RUNVIEW_HOME/runview.db``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RUNVIEW_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".runview")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 4200
+    # Whether the server runs migrations when it starts. Unset: only for the embedded
+    # database, which nobody else manages; a shared PostgreSQL is upgraded deliberately
+    # with `runview db upgrade`.
+    upgrade_on_start: bool | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home.expanduser() / 'runview.db'}"
+
+    @property
+    def should_upgrade_on_start(self) -> bool:
+        if self.upgrade_on_start is not None:
+            return self.upgrade_on_start
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,80 @@
+"""``runview server start``, ``runview db upgrade`` and ``runview schema export``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+server_app = typer.Typer(help="Run the runview server.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+console = Console(soft_wrap=True)  # a URL split over two lines cannot be copied
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="RUNVIEW_DATABASE_URL",
+        help="SQLAlchemy URL; default: the embedded SQLite database in $RUNVIEW_HOME.",
+    ),
+]
+
+
+@server_app.command("start")
+def start(
+    host: Annotated[str, typer.Option(envvar="RUNVIEW_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="RUNVIEW_PORT")] = 4200,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Serve the GraphQL API and its playground."""
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.settings import Settings
+
+    settings = Settings(host=host, port=port, database_url=database_url)
+    console.print(f"runview server on {_redact(settings.resolved_database_url)}")
+    console.print(f"GraphQL playground: [bold]http://{host}:{port}/graphql[/bold]")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+def upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply every migration the database has not had yet."""
+    from backend.database import migrate
+    from backend.database.engine import Database
+    from backend.settings import Settings
+
+    url = Settings(database_url=database_url).resolved_database_url
+
+    async def run() -> str | None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db.engine)
+            return await migrate.current(db.engine)
+        finally:
+            await db.dispose()
+
+    revision = asyncio.run(run())
+    console.print(f"{_redact(url)} is at revision {revision}.")
+
+
+@schema_app.command("export")
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("schema.graphql"),
+) -> None:
+    """Write the GraphQL schema (SDL) to a file."""
+    from backend.api.schema import sdl
+
+    output.write_text(sdl())
+    console.print(f"wrote {output}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
