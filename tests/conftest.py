@@ -32,6 +32,7 @@ from backend.app import create_app
 from backend.database import migrate
 from backend.database.engine import Database
 from backend.settings import Settings
+from tests.dataset import Dataset, seed
 
 ADMIN_URL = os.environ.get(
     "RUNVIEW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -192,3 +193,21 @@ def server(database_url: str) -> Iterator[Server]:
     running = Server(database_url).start()
     yield running
     running.stop()
+
+
+async def _seed(url: str) -> Dataset:
+    db = Database(url)
+    try:
+        return await seed(db)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded(request: pytest.FixtureRequest, databases: DatabaseFactory) -> Iterator[Any]:
+    """(server, dataset) over a database of this module's own; tests must only read."""
+    url = databases.new(request.param)
+    data = run(_seed(url))
+    server = Server(url).start()
+    yield server, data
+    server.stop()
