@@ -46,6 +46,20 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/graphql")
 
 
+async def _check_revision(db: Database) -> None:
+    """Refuse to serve a database the migrations have not reached: every query would fail."""
+    try:
+        revision = await migrate.current(db.engine)
+    except Exception as error:  # unreachable now; /health says so until it is back
+        logger.warning("cannot reach the database to check its revision: %s", error)
+        return
+    if revision != migrate.head():
+        raise RuntimeError(
+            f"the database is at revision {revision!r} but this server needs"
+            f" {migrate.head()!r}; run `runview db upgrade --database-url ...` first."
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the server for ``settings`` (default: from ``RUNVIEW_*`` environment variables)."""
     settings = settings or Settings()
@@ -56,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             if settings.should_upgrade_on_start:
                 await migrate.upgrade(db.engine)
+            else:
+                await _check_revision(db)
             app.state.db = db
             yield
         finally:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from backend.database.types import json_serializer
 
@@ -56,11 +57,11 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def connect(self) -> Any:
+    def connect(self) -> AsyncConnection:
         """``async with db.connect() as conn``: a connection for reads (rolled back on exit)."""
         return self.engine.connect()
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with db.begin() as conn``: a transaction, committed on success."""
         return self.engine.begin()
 

@@ -36,6 +36,15 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
         await connection.run_sync(lambda sync: command.downgrade(_config(sync), revision))
 
 
+def head() -> str | None:
+    """The newest revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 async def current(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext

@@ -58,8 +58,13 @@ def _run_state_columns() -> list[sa.Column[object]]:
     ]
 
 
-def _state_history_columns() -> list[sa.Column[object]]:
-    return [
+def _state_history(run: str) -> sa.Table:
+    """The append-only history of a run's states: ``flow_run_state`` or ``task_run_state``."""
+    return sa.Table(
+        f"{run}_state",
+        metadata,
+        _id(),
+        _fk(f"{run}_id", run),
         sa.Column("timestamp", Timestamp, nullable=False, default=utcnow),
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("type", sa.Text, nullable=False),
@@ -68,7 +73,8 @@ def _state_history_columns() -> list[sa.Column[object]]:
         sa.Column("details", Jsonb, nullable=False, default=dict),
         sa.Column("serialized_state", Jsonb),
         sa.Column("version", sa.Integer, nullable=False),
-    ]
+        sa.Index(None, f"{run}_id", "timestamp"),
+    )
 
 
 flow = sa.Table(
@@ -145,23 +151,8 @@ task_run = sa.Table(
     sa.Index(None, "cache_key"),
 )
 
-flow_run_state = sa.Table(
-    "flow_run_state",
-    metadata,
-    _id(),
-    _fk("flow_run_id", "flow_run"),
-    *_state_history_columns(),
-    sa.Index(None, "flow_run_id", "timestamp"),
-)
-
-task_run_state = sa.Table(
-    "task_run_state",
-    metadata,
-    _id(),
-    _fk("task_run_id", "task_run"),
-    *_state_history_columns(),
-    sa.Index(None, "task_run_id", "timestamp"),
-)
+flow_run_state = _state_history("flow_run")
+task_run_state = _state_history("task_run")
 
 log = sa.Table(
     "log",

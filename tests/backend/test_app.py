@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app import create_app
 from backend.database import migrate
 from backend.database.engine import Database
+from backend.settings import Settings
 from tests.conftest import DatabaseFactory, Server, run
 
 
@@ -50,16 +53,31 @@ def test_playground_is_served_to_browsers(server: Server) -> None:
 
 
 def test_a_server_fault_is_masked_not_leaked(databases: DatabaseFactory) -> None:
-    # A database nobody migrated: every query fails inside SQLAlchemy.
-    url = databases.new("sqlite", migrated=False)
-    server = Server(url).start(upgrade_on_start=False)
+    url = databases.new("sqlite")
+    server = Server(url).start()
     try:
-        response = httpx.post(f"{server.url}/graphql", json={"query": "{ flow { id } }"})
+        # Break the database under the running server: the query fails inside SQLAlchemy.
+        path = url.removeprefix("sqlite+aiosqlite:///")
+        with sqlite3.connect(path) as broken:
+            broken.execute("DROP TABLE log")
+        response = httpx.post(f"{server.url}/graphql", json={"query": "{ log { id } }"})
         assert response.status_code == 200
         assert response.json()["errors"][0]["message"] == "Unexpected error."
         assert "no such table" not in response.text
     finally:
         server.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_server_refuses_a_database_the_migrations_have_not_reached(
+    databases: DatabaseFactory, backend: str
+) -> None:
+    url = databases.new(backend, migrated=False)
+    app = create_app(Settings(database_url=url, upgrade_on_start=False))
+    with pytest.raises(RuntimeError, match=r"revision None .* run `runview db upgrade"):
+        async with app.router.lifespan_context(app):
+            pass
 
 
 def test_the_embedded_database_is_upgraded_on_start(tmp_path: Path) -> None:
