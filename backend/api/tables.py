@@ -72,11 +72,12 @@ def plain(value: Any) -> Any:
     }
 
 
-def _input(name: str, fields: dict[str, Any], description: str) -> Any:
-    """Declare an input type whose fields are all optional."""
-    cls = type(name, (), {name: strawberry.UNSET for name in fields})
-    cls.__annotations__ = {field: Optional[annotation] for field, annotation in fields.items()}  # noqa: UP045
-    return strawberry.input(cls, name=name, description=description)
+def _declare_input(cls: Any, fields: dict[str, Any], description: str) -> Any:
+    """Make ``cls`` an input type whose fields are all optional (absent means UNSET)."""
+    for name in fields:
+        setattr(cls, name, strawberry.UNSET)
+    cls.__annotations__ = {name: Optional[kind] for name, kind in fields.items()}  # noqa: UP045
+    return strawberry.input(cls, name=cls.__name__, description=description)
 
 
 def _comparison(kind: Kind) -> Any:
@@ -87,8 +88,8 @@ def _comparison(kind: Kind) -> Any:
     fields |= {"_in": _list_of(python_type), "_nin": _list_of(python_type), "_is_null": bool}
     if kind is Kind.STRING:
         fields |= {"_like": str, "_ilike": str}
-    return _input(
-        f"{kind.value}_comparison_exp",
+    return _declare_input(
+        type(f"{kind.value}_comparison_exp", (), {}),
         fields,
         f"Conditions on a column of type {kind.value}; all given conditions must hold.",
     )
@@ -117,7 +118,7 @@ class _Types:
         fields: dict[str, Any] = {"_and": _list_of(this), "_or": _list_of(this), "_not": this}
         fields |= {name: _COMPARISON_TYPES[c.kind] for name, c in meta.columns.items()}
         fields |= {name: self.bool_exp[r.target] for name, r in meta.relationships.items()}
-        self._declare_input(
+        _declare_input(
             this,
             fields,
             f"A filter on {meta.name}. Fields are ANDed; a list relationship matches when any"
@@ -129,18 +130,11 @@ class _Types:
         fields |= {
             name: self.order_by[r.target] for name, r in meta.relationships.items() if not r.many
         }
-        self._declare_input(
+        _declare_input(
             self.order_by[meta.name],
             fields,
             f"An ordering of {meta.name}; give a list of these for several sort keys.",
         )
-
-    @staticmethod
-    def _declare_input(cls: Any, fields: dict[str, Any], description: str) -> None:
-        for name in fields:
-            setattr(cls, name, strawberry.UNSET)
-        cls.__annotations__ = {name: Optional[kind] for name, kind in fields.items()}  # noqa: UP045
-        strawberry.input(cls, name=cls.__name__, description=description)
 
     def _fill_object(self, meta: TableInfo) -> None:
         cls = self.object[meta.name]
