@@ -166,7 +166,9 @@ class Server:
         return self
 
     def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        self.statements.append(statement)
+        # Transaction control is not a query (psycopg sends its BEGIN unseen; SQLite's shows).
+        if statement not in ("BEGIN", "BEGIN IMMEDIATE"):
+            self.statements.append(statement)
 
     def stop(self) -> None:
         self._server.should_exit = True

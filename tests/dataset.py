@@ -45,16 +45,16 @@ async def seed(db: Database) -> Dataset:
     async with db.begin() as conn:
 
         async def flow(name: str, **columns: Any) -> None:
-            data.flows[name] = await models.create_flow(conn, name=name, **columns)
+            data.flows[name] = await models.insert_flow(conn, name=name, **columns)
 
         async def task(flow_name: str, name: str, **columns: Any) -> None:
             slug = f"{name}-1"
             flow_id = data.flows[flow_name].id
-            row = await models.create_task(conn, flow_id=flow_id, slug=slug, name=name, **columns)
+            row = await models.insert_task(conn, flow_id=flow_id, slug=slug, name=name, **columns)
             data.tasks[slug] = row
 
         async def flow_run(name: str, flow_name: str, state: str, **columns: Any) -> None:
-            data.flow_runs[name] = await models.create_flow_run(
+            data.flow_runs[name] = await models.insert_flow_run(
                 conn,
                 flow_id=data.flows[flow_name].id,
                 name=name,
@@ -64,7 +64,7 @@ async def seed(db: Database) -> Dataset:
             )
 
         async def task_run(run: str, slug: str, state: str, map_index: int = -1, **kw: Any) -> None:
-            data.task_runs[f"{run}/{slug}/{map_index}"] = await models.create_task_run(
+            data.task_runs[f"{run}/{slug}/{map_index}"] = await models.insert_task_run(
                 conn,
                 flow_run_id=data.flow_runs[run].id,
                 task_id=data.tasks[slug].id,
@@ -141,7 +141,7 @@ async def seed(db: Database) -> Dataset:
         for version, (state, second) in enumerate(
             [("Scheduled", -1), ("Running", 0), ("Completed", 5)], start=1
         ):
-            await models.create_flow_run_state(
+            await models.insert_flow_run_state(
                 conn,
                 flow_run_id=happy,
                 state=state,
@@ -151,7 +151,7 @@ async def seed(db: Database) -> Dataset:
             )
         say_hello = data.task_runs["happy/say_hello-1/-1"].id
         for version, state in enumerate(["Pending", "Running", "Completed"], start=1):
-            await models.create_task_run_state(
+            await models.insert_task_run_state(
                 conn,
                 task_run_id=say_hello,
                 state=state,
@@ -162,7 +162,7 @@ async def seed(db: Database) -> Dataset:
                 if state == "Completed"
                 else None,
             )
-        await models.create_log(
+        await models.insert_log(
             conn,
             flow_run_id=happy,
             level=10,
@@ -170,7 +170,7 @@ async def seed(db: Database) -> Dataset:
             message="starting",
             timestamp=at(0),
         )
-        await models.create_log(
+        await models.insert_log(
             conn,
             flow_run_id=happy,
             task_run_id=say_hello,
@@ -179,7 +179,7 @@ async def seed(db: Database) -> Dataset:
             message="hello marvin",
             timestamp=at(3),
         )
-        await models.create_log(
+        await models.insert_log(
             conn,
             flow_run_id=data.flow_runs["sad"].id,
             task_run_id=data.task_runs["sad/say_hello-1/-1"].id,

@@ -19,6 +19,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     SQLite connections get foreign keys on (ON DELETE CASCADE depends on it), WAL so readers
     do not block the writer, a busy timeout instead of instant "database is locked" errors,
     and case-sensitive LIKE so ``_like`` means the same as on PostgreSQL.
+
+    SQLite transactions are begun by SQLAlchemy rather than the driver, so that a write
+    transaction (``Database.begin``) can be ``BEGIN IMMEDIATE``: it takes the write lock up
+    front. With the default deferred BEGIN, two transactions that read a run and then update
+    it both hold a read lock and deadlock on the upgrade ("database is locked"); taking the
+    lock first makes the second wait, then read the first's write, as FOR UPDATE does.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -26,6 +32,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, json_serializer=json_serializer, **kwargs)
         sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        sa.event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     return create_async_engine(url, json_serializer=json_serializer, **kwargs)
 
@@ -40,6 +47,16 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(pragma)
     cursor.close()
+    dbapi_connection.isolation_level = None  # the driver must not BEGIN by itself
+
+
+def _begin_sqlite(connection: sa.Connection) -> None:
+    immediate = connection.get_execution_options().get(WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# Execution option that marks a connection as about to write.
+WRITE = "runview_write"
 
 
 class Database:
@@ -52,6 +69,7 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
+        self._writer = self.engine.execution_options(**{WRITE: True})
 
     @property
     def dialect(self) -> str:
@@ -62,8 +80,8 @@ class Database:
         return self.engine.connect()
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """``async with db.begin() as conn``: a transaction, committed on success."""
-        return self.engine.begin()
+        """``async with db.begin() as conn``: a write transaction, committed on success."""
+        return self._writer.begin()
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

@@ -1,8 +1,8 @@
-"""Create one row in each table.
+"""Insert one row into each table, exactly as given.
 
-These are the plain inserts. Orchestrated changes (proposing a state, claiming a run) are
-built on them in their own modules and go through the state rules; these functions check
-nothing beyond the constraints the database enforces.
+These are the plain inserts: no history row, no state rules, nothing checked beyond the
+database's constraints. They serve imports, tests and benchmarks. What clients do (create a
+flow run, propose a state, claim a run) is in ``runs`` and ``states``, built on the rules.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ async def _insert(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]
     return result.one()
 
 
-async def create_flow(conn: AsyncConnection, *, name: str, **columns: Any) -> Row[Any]:
+async def insert_flow(conn: AsyncConnection, *, name: str, **columns: Any) -> Row[Any]:
     return await _insert(conn, tables.flow, {"name": name, **columns})
 
 
-async def create_task(
+async def insert_task(
     conn: AsyncConnection, *, flow_id: uuid.UUID, slug: str, name: str, **columns: Any
 ) -> Row[Any]:
     return await _insert(
@@ -40,7 +40,7 @@ async def create_task(
     )
 
 
-async def create_flow_run(
+async def insert_flow_run(
     conn: AsyncConnection,
     *,
     flow_id: uuid.UUID,
@@ -57,7 +57,7 @@ async def create_flow_run(
     )
 
 
-async def create_task_run(
+async def insert_task_run(
     conn: AsyncConnection,
     *,
     flow_run_id: uuid.UUID,
@@ -78,7 +78,7 @@ async def create_task_run(
     return await _insert(conn, tables.task_run, values)
 
 
-async def create_flow_run_state(
+async def insert_flow_run_state(
     conn: AsyncConnection,
     *,
     flow_run_id: uuid.UUID,
@@ -91,7 +91,7 @@ async def create_flow_run_state(
     return await _insert(conn, tables.flow_run_state, {**values, **columns})
 
 
-async def create_task_run_state(
+async def insert_task_run_state(
     conn: AsyncConnection,
     *,
     task_run_id: uuid.UUID,
@@ -104,7 +104,7 @@ async def create_task_run_state(
     return await _insert(conn, tables.task_run_state, {**values, **columns})
 
 
-async def create_log(
+async def insert_log(
     conn: AsyncConnection,
     *,
     flow_run_id: uuid.UUID,

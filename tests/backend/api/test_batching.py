@@ -34,14 +34,14 @@ LEVELS = 7
 async def _add_runs(db: Database, flow_id: Any, task_id: Any, runs: int, start: int) -> None:
     async with db.begin() as conn:
         for n in range(start, start + runs):
-            run = await models.create_flow_run(conn, flow_id=flow_id, name=f"run-{n:04d}")
-            await models.create_log(conn, flow_run_id=run.id, level=20, name="x", message="hi")
+            run = await models.insert_flow_run(conn, flow_id=flow_id, name=f"run-{n:04d}")
+            await models.insert_log(conn, flow_run_id=run.id, level=20, name="x", message="hi")
             for map_index in range(3):
-                task_run = await models.create_task_run(
+                task_run = await models.insert_task_run(
                     conn, flow_run_id=run.id, task_id=task_id, name="inc", map_index=map_index
                 )
                 for version, state in enumerate(["Pending", "Running"], start=1):
-                    await models.create_task_run_state(
+                    await models.insert_task_run_state(
                         conn, task_run_id=task_run.id, state=state, type="X", version=version
                     )
 
@@ -57,8 +57,8 @@ async def test_nested_query_statement_count_does_not_grow_with_rows(
     server: Server, db: Database
 ) -> None:
     async with db.begin() as conn:
-        flow = await models.create_flow(conn, name="batch")
-        task = await models.create_task(conn, flow_id=flow.id, slug="inc-1", name="inc")
+        flow = await models.insert_flow(conn, name="batch")
+        task = await models.insert_task(conn, flow_id=flow.id, slug="inc-1", name="inc")
     server.data("{ flow_aggregate { aggregate { count } } }")  # first connection's set-up
 
     await _add_runs(db, flow.id, task.id, runs=5, start=0)
