@@ -7,14 +7,16 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import create_type
+from strawberry.tools import create_type, merge_types
 from strawberry.utils.logging import StrawberryLogger
 
+from backend.api import flows, runs
 from backend.api.errors import is_unexpected, mask_errors
 from backend.api.scalars import SCALARS
 from backend.api.tables import TYPES
 
 Query = create_type("Query", TYPES.root_fields(), description="Read any table, Hasura style.")
+Mutation = merge_types("Mutation", (flows.Mutation, runs.Mutation))
 
 
 class _Schema(strawberry.Schema):
@@ -27,6 +29,7 @@ class _Schema(strawberry.Schema):
 
 schema = _Schema(
     query=Query,
+    mutation=Mutation,
     config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
     extensions=[mask_errors],
 )

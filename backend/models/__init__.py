@@ -8,6 +8,14 @@ transaction (``async with db.begin() as conn``).
 from backend.database.engine import Database
 from backend.models.catalog import TABLES, Column, Kind, Relationship, TableInfo
 from backend.models.reads import count_rows, list_rows, load_related, read_row
+from backend.models.runs import create_flow, create_flow_run, get_or_create_task_run
+from backend.models.states import (
+    StateChange,
+    force_states,
+    set_flow_run_state,
+    set_states,
+    set_task_run_state,
+)
 from backend.models.writes import (
     insert_flow,
     insert_flow_run,
@@ -25,7 +33,15 @@ __all__ = [
     "Kind",
     "Relationship",
     "TableInfo",
+    "StateChange",
     "count_rows",
+    "create_flow",
+    "create_flow_run",
+    "force_states",
+    "get_or_create_task_run",
+    "set_flow_run_state",
+    "set_states",
+    "set_task_run_state",
     "insert_flow",
     "insert_flow_run",
     "insert_flow_run_state",

@@ -1,0 +1,281 @@
+"""Creating flows, flow runs and task runs as clients do: idempotently, with history.
+
+A new run starts with its first state already in its history (version 1), so the history
+always explains the row. Creation races are settled by the database (``INSERT ... ON
+CONFLICT DO NOTHING`` on the unique keys, then read the winner), never by check-then-insert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.database import tables
+from backend.database.types import utcnow
+from backend.errors import InputError
+from backend.models.states import history_row
+from backend.orchestration.states import State, StateType
+
+_TASK_FIELDS = ("name", "mapped", "max_retries", "retry_delay_seconds", "tags")
+
+
+def _insert_on_conflict(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT that can say ON CONFLICT, in the connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def create_flow(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    entrypoint: str | None = None,
+    description: str | None = None,
+    tasks: Sequence[Mapping[str, Any]] = (),
+) -> Row[Any]:
+    """Create the flow ``name`` or update it; its version goes up when its entrypoint or its
+    task list changes. Tasks are matched by slug and never deleted (runs refer to them)."""
+    flow = tables.flow
+    inserted = await conn.execute(
+        _insert_on_conflict(conn, flow)
+        .values(id=uuid.uuid4(), name=name, version=1, entrypoint=entrypoint)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(flow.c.id)
+    )
+    created = inserted.one_or_none() is not None
+    row = (await conn.execute(sa.select(flow).where(flow.c.name == name).with_for_update())).one()
+    changed = row.entrypoint != entrypoint
+    for spec in tasks:
+        changed |= await _upsert_task(conn, row.id, spec)
+    values: dict[str, Any] = {"description": description, "entrypoint": entrypoint}
+    if changed and not created:
+        values["version"] = row.version + 1
+    await conn.execute(sa.update(flow).where(flow.c.id == row.id).values(values))
+    return (await conn.execute(sa.select(flow).where(flow.c.id == row.id))).one()
+
+
+async def _upsert_task(conn: AsyncConnection, flow_id: uuid.UUID, spec: Mapping[str, Any]) -> bool:
+    """Create or update one task of a flow; whether anything about it changed."""
+    slug = spec.get("slug")
+    if not isinstance(slug, str) or not slug:
+        raise InputError(f"task slug {slug!r} is not a non-empty string.")
+    unknown = sorted(set(spec) - {"slug", *_TASK_FIELDS})
+    if unknown:
+        raise InputError(f"task {slug!r} has unknown fields {unknown!r}.")
+    task = tables.task
+    wanted = {key: spec[key] for key in _TASK_FIELDS if spec.get(key) is not None}
+    wanted.setdefault("name", _task_name(slug))
+    existing = (
+        await conn.execute(sa.select(task).where(task.c.flow_id == flow_id, task.c.slug == slug))
+    ).one_or_none()
+    if existing is None:
+        await conn.execute(
+            sa.insert(task).values(id=uuid.uuid4(), flow_id=flow_id, slug=slug, **wanted)
+        )
+        return True
+    changes = {k: v for k, v in wanted.items() if getattr(existing, k) != v}
+    if changes:
+        await conn.execute(sa.update(task).where(task.c.id == existing.id).values(changes))
+    return bool(changes)
+
+
+def _task_name(slug: str) -> str:
+    """``say_hello-1`` -> ``say_hello``: slugs are ``<task name>-<n>``."""
+    name, _, n = slug.rpartition("-")
+    return name if name and n.isdigit() else slug
+
+
+async def _flow_id(conn: AsyncConnection, flow_id: uuid.UUID | None, flow_name: str | None) -> Any:
+    flow = tables.flow
+    if (flow_id is None) == (flow_name is None):
+        raise InputError(
+            f"give exactly one of flow_id and flow_name; got flow_id={flow_id!r},"
+            f" flow_name={flow_name!r}."
+        )
+    if flow_id is not None:
+        found = await conn.scalar(sa.select(flow.c.id).where(flow.c.id == flow_id))
+        if found is None:
+            raise InputError(f"flow {str(flow_id)!r} does not exist.")
+        return found
+    found = await conn.scalar(sa.select(flow.c.id).where(flow.c.name == flow_name))
+    if found is None:
+        raise InputError(f"flow {flow_name!r} does not exist; register it with create_flow.")
+    return found
+
+
+async def create_flow_run(
+    conn: AsyncConnection,
+    *,
+    flow_id: uuid.UUID | None = None,
+    flow_name: str | None = None,
+    parameters: Any = None,
+    context: Any = None,
+    labels: Sequence[str] | None = None,
+    flow_run_name: str | None = None,
+    scheduled_start_time: dt.datetime | None = None,
+    idempotency_key: str | None = None,
+    parent_task_run_id: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
+) -> Row[Any]:
+    """Schedule a run of a flow (Scheduled at ``scheduled_start_time``, default now).
+
+    With an ``idempotency_key``, asking again returns the run the first call created.
+    """
+    now = now or utcnow()
+    flow = await _flow_id(conn, flow_id, flow_name)
+    for name, value, kind in (("parameters", parameters, Mapping), ("context", context, Mapping)):
+        if value is not None and not isinstance(value, kind):
+            raise InputError(f"{name} {value!r} is not an object.")
+    if parent_task_run_id is not None:
+        exists = await conn.scalar(
+            sa.select(tables.task_run.c.id).where(tables.task_run.c.id == parent_task_run_id)
+        )
+        if exists is None:
+            raise InputError(f"parent task run {str(parent_task_run_id)!r} does not exist.")
+    id = uuid.uuid4()
+    state = State(type=StateType.SCHEDULED, name="Scheduled", timestamp=now)
+    table = tables.flow_run
+    statement = _insert_on_conflict(conn, table).values(
+        id=id,
+        flow_id=flow,
+        name=flow_run_name or f"run-{id.hex[:8]}",
+        parameters=dict(parameters or {}),
+        context=dict(context or {}),
+        labels=list(labels or []),
+        state=state.name,
+        state_type=state.type.value,
+        state_timestamp=now,
+        serialized_state=state.serialize(),
+        version=1,
+        scheduled_start_time=scheduled_start_time or now,
+        idempotency_key=idempotency_key,
+        parent_task_run_id=parent_task_run_id,
+        created=now,
+        updated=now,
+    )
+    if idempotency_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["flow_id", "idempotency_key"])
+    inserted = (await conn.execute(statement.returning(table.c.id))).one_or_none()
+    if inserted is None:  # this key made a run before: that run is the answer
+        where = sa.and_(table.c.flow_id == flow, table.c.idempotency_key == idempotency_key)
+        return (await conn.execute(sa.select(table).where(where))).one()
+    await conn.execute(
+        sa.insert(tables.flow_run_state).values(history_row("flow_run", id, state, 1))
+    )
+    return (await conn.execute(sa.select(table).where(table.c.id == id))).one()
+
+
+async def get_or_create_task_run(
+    conn: AsyncConnection,
+    *,
+    flow_run_id: uuid.UUID,
+    task_slug: str,
+    map_index: int = -1,
+    max_retries: int | None = None,
+    retry_delay_seconds: float | None = None,
+    cache_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> Row[Any]:
+    """The task run of ``task_slug`` in a flow run (and map index), created Pending if new.
+
+    The task itself is created on first use: flows that build their graph as they run only
+    learn their tasks' slugs then.
+    """
+    now = now or utcnow()
+    if map_index < -1:
+        raise InputError(f"map_index {map_index!r} is invalid; expected -1 or a child index >= 0.")
+    flow_id = await conn.scalar(
+        sa.select(tables.flow_run.c.flow_id).where(tables.flow_run.c.id == flow_run_id)
+    )
+    if flow_id is None:
+        raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
+    spec: dict[str, Any] = {"slug": task_slug}
+    if max_retries is not None:
+        if max_retries < 0:
+            raise InputError(f"max_retries {max_retries!r} must be zero or more.")
+        spec["max_retries"] = max_retries
+    if retry_delay_seconds is not None:
+        if retry_delay_seconds < 0:
+            raise InputError(f"retry_delay_seconds {retry_delay_seconds!r} must be zero or more.")
+        spec["retry_delay_seconds"] = retry_delay_seconds
+    await _upsert_task(conn, flow_id, spec)
+    task = (
+        await conn.execute(
+            sa.select(tables.task).where(
+                tables.task.c.flow_id == flow_id, tables.task.c.slug == task_slug
+            )
+        )
+    ).one()
+    rows = await _get_or_create_task_runs(conn, flow_run_id, task, [map_index], cache_key, now)
+    return rows[0]
+
+
+async def _get_or_create_task_runs(
+    conn: AsyncConnection,
+    flow_run_id: uuid.UUID,
+    task: Row[Any],
+    map_indexes: Sequence[int],
+    cache_key: str | None,
+    now: dt.datetime,
+) -> list[Row[Any]]:
+    """The task runs of ``task`` at ``map_indexes``, creating the missing ones Pending.
+
+    A fixed number of statements for any number of indexes: one insert of all the rows
+    (conflicts skipped), one insert of the new ones' first states, one read.
+    """
+    table = tables.task_run
+    state = State(type=StateType.PENDING, name="Pending", timestamp=now)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "flow_run_id": flow_run_id,
+            "task_id": task.id,
+            "map_index": map_index,
+            "name": task.name,
+            "state": state.name,
+            "state_type": state.type.value,
+            "state_timestamp": now,
+            "serialized_state": state.serialize(),
+            "version": 1,
+            "run_count": 0,
+            "cache_key": cache_key,
+            "created": now,
+            "updated": now,
+        }
+        for map_index in map_indexes
+    ]
+    new_ids = (
+        (
+            await conn.execute(
+                _insert_on_conflict(conn, table)
+                .on_conflict_do_nothing(index_elements=["flow_run_id", "task_id", "map_index"])
+                .returning(table.c.id),
+                rows,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if new_ids:
+        await conn.execute(
+            sa.insert(tables.task_run_state),
+            [history_row("task_run", id, state, 1) for id in new_ids],
+        )
+    found = (
+        await conn.execute(
+            sa.select(table).where(
+                table.c.flow_run_id == flow_run_id,
+                table.c.task_id == task.id,
+                table.c.map_index.in_(map_indexes),
+            )
+        )
+    ).all()
+    by_index = {row.map_index: row for row in found}
+    return [by_index[i] for i in map_indexes]
