@@ -10,13 +10,15 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type, merge_types
 from strawberry.utils.logging import StrawberryLogger
 
-from backend.api import flows, runs
+from backend.api import flow_runs, flows, logs, task_runs
 from backend.api.errors import is_unexpected, mask_errors
 from backend.api.scalars import SCALARS
 from backend.api.tables import TYPES
 
 Query = create_type("Query", TYPES.root_fields(), description="Read any table, Hasura style.")
-Mutation = merge_types("Mutation", (flows.Mutation, runs.Mutation))
+Mutation = merge_types(
+    "Mutation", (flows.Mutation, flow_runs.Mutation, task_runs.Mutation, logs.Mutation)
+)
 
 
 class _Schema(strawberry.Schema):

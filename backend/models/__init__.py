@@ -7,8 +7,20 @@ transaction (``async with db.begin() as conn``).
 
 from backend.database.engine import Database
 from backend.models.catalog import TABLES, Column, Kind, Relationship, TableInfo
+from backend.models.flow_runs import (
+    cancel_flow_run,
+    claim_flow_runs,
+    delete_flow_run,
+    record_heartbeat,
+)
+from backend.models.logs import write_run_logs
 from backend.models.reads import count_rows, list_rows, load_related, read_row
-from backend.models.runs import create_flow, create_flow_run, get_or_create_task_run
+from backend.models.runs import (
+    create_flow,
+    create_flow_run,
+    get_or_create_mapped_task_run_children,
+    get_or_create_task_run,
+)
 from backend.models.states import (
     StateChange,
     force_states,
@@ -34,11 +46,17 @@ __all__ = [
     "Relationship",
     "TableInfo",
     "StateChange",
+    "cancel_flow_run",
+    "claim_flow_runs",
     "count_rows",
     "create_flow",
     "create_flow_run",
     "force_states",
+    "delete_flow_run",
+    "get_or_create_mapped_task_run_children",
     "get_or_create_task_run",
+    "record_heartbeat",
+    "write_run_logs",
     "set_flow_run_state",
     "set_states",
     "set_task_run_state",

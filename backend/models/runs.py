@@ -24,6 +24,9 @@ from backend.models.states import history_row
 from backend.orchestration.states import State, StateType
 
 _TASK_FIELDS = ("name", "mapped", "max_retries", "retry_delay_seconds", "tags")
+# Children of one mapped parent. Far above the 10,000 the runtime is built for, low enough
+# that one request cannot ask the database for an unbounded insert.
+MAX_MAPPED_CHILDREN = 100_000
 
 
 def _insert_on_conflict(conn: AsyncConnection, table: sa.Table) -> Any:
@@ -213,22 +216,74 @@ async def get_or_create_task_run(
             )
         )
     ).one()
-    rows = await _get_or_create_task_runs(conn, flow_run_id, task, [map_index], cache_key, now)
+    rows = await _get_or_create_task_runs(
+        conn, flow_run_id, task, range(map_index, map_index + 1), cache_key, now
+    )
     return rows[0]
+
+
+async def get_or_create_mapped_task_run_children(
+    conn: AsyncConnection,
+    *,
+    flow_run_id: uuid.UUID,
+    task_slug: str,
+    max_map_index: int,
+    now: dt.datetime | None = None,
+) -> list[Row[Any]]:
+    """Children 0..max_map_index of a mapped parent task run, created Pending if new.
+
+    The parent (map_index -1) must exist. Its task becomes mapped here, unless the parent
+    already ran as a single task run: then it is not a mapped parent and this is an error.
+    """
+    now = now or utcnow()
+    if not 0 <= max_map_index < MAX_MAPPED_CHILDREN:
+        raise InputError(
+            f"max_map_index {max_map_index!r} is out of range; expected 0 to"
+            f" {MAX_MAPPED_CHILDREN - 1}."
+        )
+    task_run, task = tables.task_run, tables.task
+    # The parent run's attempt count and state, with its task's columns (id, name, mapped).
+    parent = (
+        await conn.execute(
+            sa.select(task_run.c.run_count, task_run.c.state_type, task)
+            .join(task, task.c.id == task_run.c.task_id)
+            .where(
+                task_run.c.flow_run_id == flow_run_id,
+                task.c.slug == task_slug,
+                task_run.c.map_index == -1,
+            )
+        )
+    ).one_or_none()
+    if parent is None:
+        raise InputError(
+            f"task run {task_slug!r} of flow run {str(flow_run_id)!r} does not exist; create"
+            " the mapped parent with get_or_create_task_run first."
+        )
+    if not parent.mapped:
+        if parent.run_count > 0 or StateType(parent.state_type).terminal:
+            raise InputError(
+                f"task run {task_slug!r} of flow run {str(flow_run_id)!r} is not a mapped"
+                " parent: it already ran as a single task run."
+            )
+        await conn.execute(sa.update(task).where(task.c.id == parent.id).values(mapped=True))
+    return await _get_or_create_task_runs(
+        conn, flow_run_id, parent, range(0, max_map_index + 1), None, now
+    )
 
 
 async def _get_or_create_task_runs(
     conn: AsyncConnection,
     flow_run_id: uuid.UUID,
     task: Row[Any],
-    map_indexes: Sequence[int],
+    map_indexes: range,
     cache_key: str | None,
     now: dt.datetime,
 ) -> list[Row[Any]]:
     """The task runs of ``task`` at ``map_indexes``, creating the missing ones Pending.
 
-    A fixed number of statements for any number of indexes: one insert of all the rows
-    (conflicts skipped), one insert of the new ones' first states, one read.
+    A few statements for any number of indexes: the rows inserted together (conflicts
+    skipped; SQLAlchemy packs them into as few statements as the driver allows), the new
+    ones' first states likewise, and one read of the contiguous range.
     """
     table = tables.task_run
     state = State(type=StateType.PENDING, name="Pending", timestamp=now)
@@ -273,7 +328,7 @@ async def _get_or_create_task_runs(
             sa.select(table).where(
                 table.c.flow_run_id == flow_run_id,
                 table.c.task_id == task.id,
-                table.c.map_index.in_(map_indexes),
+                table.c.map_index.between(map_indexes.start, map_indexes.stop - 1),
             )
         )
     ).all()

@@ -84,7 +84,8 @@ async def set_flow_run_state(
     change = await _decide(conn, table, row, run, version, state, FLOW_RUN_POLICY, now)
     if change.status is Status.ACCEPTED and change.state:
         if change.state["type"] == StateType.CANCELLED.value:
-            await _finish_task_runs(conn, flow_run_id, "Cancelled", "The flow run was cancelled.")
+            message = "The flow run was cancelled."
+            await finish_task_runs(conn, [flow_run_id], "Cancelled", message, now=now)
     return change
 
 
@@ -226,36 +227,49 @@ async def _cached_result(
     return (source.id, ResultRef.parse(result)) if result else None
 
 
-async def force_states(
+async def lock_unfinished(
     conn: AsyncConnection,
     table: sa.Table,
     where: Any,
+    *,
+    order_by: Any = None,
+    limit: int | None = None,
+    skip_locked: bool = False,
+) -> list[uuid.UUID]:
+    """Lock the unfinished runs of ``table`` matching ``where``; their ids.
+
+    ``skip_locked`` passes over rows another transaction holds (PostgreSQL), which is how
+    several agents claim runs at once without waiting on each other or claiming twice.
+    """
+    statement = (
+        sa.select(table.c.id)
+        .where(where, table.c.state_type.in_(_UNFINISHED))
+        .order_by(order_by if order_by is not None else table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return list((await conn.execute(statement)).scalars().all())
+
+
+async def force_states(
+    conn: AsyncConnection,
+    table: sa.Table,
+    ids: Sequence[uuid.UUID],
     name: str,
     message: str,
     *,
     now: dt.datetime | None = None,
-) -> list[uuid.UUID]:
-    """Put every unfinished run of ``table`` matching ``where`` into the state ``name``.
+) -> list[Row[Any]]:
+    """Put the runs ``ids`` (locked by ``lock_unfinished``) into the state ``name``.
 
-    For changes the server makes itself. Terminal runs are never touched (the rule that
-    terminal states are final holds here too). Three statements whatever the number of runs:
-    lock and read, update, append history.
+    For the changes the server makes itself (cancel cascade, claims, Late, Crashed), which
+    no client proposes. Two statements whatever the number of runs: update (returning the
+    new versions), then append the history. Returns the updated run rows.
     """
+    if not ids:
+        return []
     now = now or utcnow()
     state = State(type=NAMES[name], name=name, timestamp=now, message=message)
-    locked = (
-        (
-            await conn.execute(
-                sa.select(table.c.id)
-                .where(where, table.c.state_type.in_(_UNFINISHED))
-                .with_for_update()
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not locked:
-        return []
     values: dict[str, Any] = {
         "state": state.name,
         "state_type": state.type.value,
@@ -269,25 +283,29 @@ async def force_states(
         values["end_time"] = now
     updated = (
         await conn.execute(
-            sa.update(table)
-            .where(table.c.id.in_(locked))
-            .values(values)
-            .returning(table.c.id, table.c.version)
+            sa.update(table).where(table.c.id.in_(ids)).values(values).returning(*table.c)
         )
     ).all()
     history = tables.metadata.tables[f"{table.name}_state"]
     await conn.execute(
-        sa.insert(history), [history_row(table.name, id, state, version) for id, version in updated]
+        sa.insert(history),
+        [history_row(table.name, row.id, state, row.version) for row in updated],
     )
-    return [id for id, _ in updated]
+    return list(updated)
 
 
-async def _finish_task_runs(
-    conn: AsyncConnection, flow_run_id: uuid.UUID, name: str, message: str
+async def finish_task_runs(
+    conn: AsyncConnection,
+    flow_run_ids: Sequence[uuid.UUID],
+    name: str,
+    message: str,
+    *,
+    now: dt.datetime | None = None,
 ) -> None:
-    await force_states(
-        conn, tables.task_run, tables.task_run.c.flow_run_id == flow_run_id, name, message
-    )
+    """End the unfinished task runs of these flow runs (Cancelled, Crashed)."""
+    task_run = tables.task_run
+    ids = await lock_unfinished(conn, task_run, task_run.c.flow_run_id.in_(flow_run_ids))
+    await force_states(conn, task_run, ids, name, message, now=now)
 
 
 async def set_states(
