@@ -43,4 +43,8 @@ class Context:
 
 
 def _freeze(arguments: dict[str, Any]) -> str:
+    # Called once per parent row: skip serializing when there is nothing to tell apart
+    # (every to-one relationship, and list relationships without arguments).
+    if not any(value is not None for value in arguments.values()):
+        return ""
     return json.dumps(arguments, sort_keys=True, default=str)
