@@ -7,6 +7,7 @@ engine on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from backend.api.context import Context
 from backend.api.schema import schema
 from backend.database import migrate
 from backend.database.engine import Database
+from backend.services import run_forever
 from backend.settings import Settings
 
 logger = logging.getLogger("runview.server")
@@ -67,14 +69,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url)
+        services: asyncio.Task[None] | None = None
         try:
             if settings.should_upgrade_on_start:
                 await migrate.upgrade(db.engine)
             else:
                 await _check_revision(db)
             app.state.db = db
+            if settings.run_services:
+                services = asyncio.create_task(run_forever(db, settings), name="services")
             yield
         finally:
+            if services is not None:
+                services.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await services
             await db.dispose()
 
     graphql = _GraphQL(schema, graphql_ide="graphiql")

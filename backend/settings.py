@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     # database, which nobody else manages; a shared PostgreSQL is upgraded deliberately
     # with `runview db upgrade`.
     upgrade_on_start: bool | None = None
+    # Background services (Late marking, crash detection).
+    run_services: bool = True
+    services_interval_seconds: float = 5.0
+    late_after_seconds: float = 15.0
+    heartbeat_timeout_seconds: float = 90.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,6 +21,7 @@ from backend.models.runs import (
     get_or_create_mapped_task_run_children,
     get_or_create_task_run,
 )
+from backend.models.services import mark_crashed_runs, mark_late_runs, try_services_lock
 from backend.models.states import (
     StateChange,
     force_states,
@@ -60,6 +61,7 @@ __all__ = [
     "set_flow_run_state",
     "set_states",
     "set_task_run_state",
+    "try_services_lock",
     "insert_flow",
     "insert_flow_run",
     "insert_flow_run_state",
@@ -68,6 +70,8 @@ __all__ = [
     "insert_task_run",
     "insert_task_run_state",
     "list_rows",
+    "mark_crashed_runs",
+    "mark_late_runs",
     "load_related",
     "read_row",
 ]
