@@ -75,14 +75,18 @@ async def _upsert_task(conn: AsyncConnection, flow_id: uuid.UUID, spec: Mapping[
     task = tables.task
     wanted = {key: spec[key] for key in _TASK_FIELDS if spec.get(key) is not None}
     wanted.setdefault("name", _task_name(slug))
+    # Runs of one flow reach a new task together: the database picks the one creator.
+    created = await conn.scalar(
+        _insert_on_conflict(conn, task)
+        .values(id=uuid.uuid4(), flow_id=flow_id, slug=slug, **wanted)
+        .on_conflict_do_nothing(index_elements=["flow_id", "slug"])
+        .returning(task.c.id)
+    )
+    if created is not None:
+        return True
     existing = (
         await conn.execute(sa.select(task).where(task.c.flow_id == flow_id, task.c.slug == slug))
-    ).one_or_none()
-    if existing is None:
-        await conn.execute(
-            sa.insert(task).values(id=uuid.uuid4(), flow_id=flow_id, slug=slug, **wanted)
-        )
-        return True
+    ).one()
     changes = {k: v for k, v in wanted.items() if getattr(existing, k) != v}
     if changes:
         await conn.execute(sa.update(task).where(task.c.id == existing.id).values(changes))

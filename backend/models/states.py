@@ -315,6 +315,16 @@ async def set_states(
     *,
     now: dt.datetime | None = None,
 ) -> list[StateChange]:
-    """Judge many proposals, each on its own, in order, in the caller's transaction."""
+    """Judge many proposals, each on its own, in order, in the caller's transaction.
+
+    The batch's rows are locked first, all at once and in id order: two batches naming the
+    same runs in different orders then queue instead of deadlocking.
+    """
+    table = tables.metadata.tables[kind]
+    ids = sorted({id for id, _, _ in proposals})
+    if len(ids) > 1:
+        await conn.execute(
+            sa.select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+        )
     setter = set_flow_run_state if kind == "flow_run" else set_task_run_state
     return [await setter(conn, id, version, state, now=now) for id, version, state in proposals]
