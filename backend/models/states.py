@@ -81,12 +81,7 @@ async def set_flow_run_state(
     if row is None:
         return _missing("flow run", flow_run_id)
     run = Run(id=row.id, state=current_state(row), version=row.version)
-    change = await _decide(conn, table, row, run, version, state, FLOW_RUN_POLICY, now)
-    if change.status is Status.ACCEPTED and change.state:
-        if change.state["type"] == StateType.CANCELLED.value:
-            message = "The flow run was cancelled."
-            await finish_task_runs(conn, [flow_run_id], "Cancelled", message, now=now)
-    return change
+    return await _decide(conn, table, row, run, version, state, FLOW_RUN_POLICY, now)
 
 
 async def set_task_run_state(
@@ -153,6 +148,8 @@ async def _decide(
     proposal = policy.decide(Proposal(run=run, proposed=proposed, version=version, now=now))
     if proposal.status is Status.ACCEPTED:
         await _write(conn, table, row, proposal.state, now)
+        for effect in proposal.effects:
+            await finish_task_runs(conn, [run.id], effect.name, effect.message, now=now)
     return StateChange(run.id, proposal.status, proposal.reason, proposal.in_force.serialize())
 
 

@@ -43,6 +43,14 @@ class Run:
     cached: tuple[uuid.UUID, ResultRef] | None = None
 
 
+@dataclass(frozen=True)
+class FinishTaskRuns:
+    """Effect: put the flow run's unfinished task runs into the state ``name``."""
+
+    name: str
+    message: str
+
+
 @dataclass
 class Proposal:
     run: Run
@@ -52,6 +60,9 @@ class Proposal:
     status: Status = Status.ACCEPTED
     reason: str | None = None
     state: State = field(init=False)
+    # What must happen besides writing the state, if it is accepted (rules cannot touch the
+    # database; the one door carries these out in the same transaction).
+    effects: list[FinishTaskRuns] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.state = self.proposed
@@ -196,6 +207,20 @@ class RetryFailedTaskRuns(Rule):
         )
 
 
+class EndedFlowRunsEndTheirTaskRuns(Rule):
+    """A flow run that ends Cancelled or Crashed takes its unfinished task runs with it, so
+    no task run is left looking alive in a flow run that is over."""
+
+    TO_STATES = frozenset({StateType.CANCELLED, StateType.CRASHED})
+
+    def apply(self, proposal: Proposal) -> None:
+        name = proposal.state.name
+        message = f"Its flow run is {name}."
+        proposal.effects.append(
+            FinishTaskRuns("Cancelled" if name == "Cancelled" else "Crashed", message)
+        )
+
+
 @dataclass(frozen=True)
 class Policy:
     """Rules applied in order; the first that refuses decides."""
@@ -211,7 +236,14 @@ class Policy:
         return proposal
 
 
-FLOW_RUN_POLICY = Policy((RejectStaleVersion(), TerminalStatesAreFinal(), CancellingOnlyEnds()))
+FLOW_RUN_POLICY = Policy(
+    (
+        RejectStaleVersion(),
+        TerminalStatesAreFinal(),
+        CancellingOnlyEnds(),
+        EndedFlowRunsEndTheirTaskRuns(),
+    )
+)
 
 TASK_RUN_POLICY = Policy(
     (

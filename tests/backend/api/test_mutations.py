@@ -252,3 +252,13 @@ def test_too_many_proposals_in_one_request_is_an_error(server: Server) -> None:
     ] * 10_001
     body = server.graphql(SET_TASK, {"states": states})
     assert "10001 states in one request is over the limit of 10000" in body["errors"][0]["message"]
+
+
+def test_a_flow_run_proposed_crashed_crashes_its_unfinished_task_runs(server: Server) -> None:
+    create_flow(server, name="hello")
+    run = create_run(server, flow_name="hello")
+    propose(server, "flow", run, 1, type="RUNNING")
+    working = task_run(server, flow_run_id=run, task_slug="a-1")
+    propose(server, "task", working["id"], 1, type="RUNNING")
+    assert propose(server, "flow", run, 2, type="CRASHED")["status"] == "ACCEPTED"
+    assert history(server, "task_run", working["id"])[-1] == ("Crashed", "CRASHED", 3)

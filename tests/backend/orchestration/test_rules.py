@@ -146,6 +146,18 @@ def test_failing_with_retries_left_awaits_a_retry(
         assert p.state == p.proposed
 
 
+@pytest.mark.parametrize(("current", "proposed"), PAIRS)
+def test_an_ended_flow_run_ends_its_task_runs(current: StateType, proposed: StateType) -> None:
+    p = decide(rules.EndedFlowRunsEndTheirTaskRuns(), proposal(current, proposed))
+    assert p.status is Status.ACCEPTED and p.state == p.proposed
+    if proposed is StateType.CANCELLED:
+        assert p.effects == [rules.FinishTaskRuns("Cancelled", "Its flow run is Cancelled.")]
+    elif proposed is StateType.CRASHED:
+        assert p.effects == [rules.FinishTaskRuns("Crashed", "Its flow run is Crashed.")]
+    else:
+        assert p.effects == []
+
+
 def test_the_first_refusal_decides() -> None:
     # Stale and terminal at once: the version rule comes first, and says so.
     p = TASK_RUN_POLICY.decide(proposal(StateType.COMPLETED, StateType.RUNNING, version=1))
