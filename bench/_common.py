@@ -23,7 +23,6 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from backend.database import migrate
-from backend.database.engine import Database
 
 ADMIN_URL = os.environ.get(
     "RUNVIEW_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,14 +48,6 @@ def postgres_version() -> str:
     return str(row[0]) if row else "?"
 
 
-async def _upgrade(url: str) -> None:
-    db = Database(url)
-    try:
-        await migrate.upgrade(db.engine)
-    finally:
-        await db.dispose()
-
-
 @contextlib.contextmanager
 def database(backend: str) -> Iterator[str]:
     """A fresh, migrated database on ``backend``; yields its SQLAlchemy URL, then drops it."""
@@ -64,7 +55,7 @@ def database(backend: str) -> Iterator[str]:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="runview_bench_") as directory:
             url = f"sqlite+aiosqlite:///{Path(directory) / f'{name}.db'}"
-            asyncio.run(_upgrade(url))
+            asyncio.run(migrate.upgrade_url(url))
             yield url
         return
     admin = libpq_conninfo(ADMIN_URL)
@@ -75,7 +66,7 @@ def database(backend: str) -> Iterator[str]:
         )
     try:
         url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(_upgrade(url))
+        asyncio.run(migrate.upgrade_url(url))
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -1,56 +1,29 @@
-"""The real server under uvicorn, in a thread, with one persistent HTTP client and a counter.
-
-A small equivalent of ``tests.conftest.Server`` (which drags in pytest): same start-up, but
-the client is one ``httpx.Client`` kept open for the whole benchmark, so every timed request
-reuses the same keep-alive connection.
-"""
+"""The real server (``backend.testing.ServerThread``) with one persistent HTTP client, so
+every timed request reuses the same keep-alive connection."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-import uvicorn
 
-from backend.app import create_app
 from backend.settings import Settings
+from backend.testing import ServerThread
 
-_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
-
-class Server:
+class Server(ServerThread):
     """A runview server on a free loopback port; ``statements`` records the SQL it runs."""
 
     def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.statements: list[str] = []
-        self.app: Any = None
-        self.url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        # upgrade_on_start=False: the benchmark migrates its databases itself, before seeding.
+        # run_services=False: nothing but the measured requests touches the database.
+        super().__init__(
+            Settings(database_url=database_url, upgrade_on_start=False, run_services=False)
+        )
         self._client: httpx.Client | None = None
 
     def __enter__(self) -> Server:
-        # upgrade_on_start=False: the benchmark migrates its databases itself, before seeding.
-        self.app = create_app(Settings(database_url=self.database_url, upgrade_on_start=False))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the server failed to start")
-            time.sleep(0.01)
-        sa.event.listen(self.app.state.db.engine.sync_engine, "before_cursor_execute", self._count)
+        self.start()
         # trust_env=False: never route loopback requests through a proxy from the environment.
         self._client = httpx.Client(base_url=self.url, trust_env=False, timeout=120)
         return self
@@ -58,22 +31,7 @@ class Server:
     def __exit__(self, *_: object) -> None:
         if self._client is not None:
             self._client.close()
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-
-    @property
-    def queries(self) -> list[str]:
-        """The recorded statements other than transaction control (BEGIN, COMMIT, ...).
-
-        SQLite connections send their own ``BEGIN`` through the cursor (the server begins
-        SQLite transactions itself), so the listener sees it; PostgreSQL's implicit BEGIN
-        happens inside psycopg and is never seen.
-        """
-        return [s for s in self.statements if s.split(None, 1)[0].upper() not in _CONTROL]
-
-    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        self.statements.append(statement)
+        self.stop()
 
     def post(self, query: str, variables: dict[str, Any] | None = None) -> bytes:
         """POST a GraphQL query and return the raw response body (read in full, not decoded)."""

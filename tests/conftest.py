@@ -13,25 +13,20 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.engine import make_url
 
-from backend.app import create_app
 from backend.database import migrate
 from backend.database.engine import Database
 from backend.settings import Settings
+from backend.testing import ServerThread
 from tests.dataset import Dataset, seed
 
 ADMIN_URL = os.environ.get(
@@ -43,14 +38,6 @@ BACKENDS = ["postgresql", "sqlite"]
 def run(coroutine: Any) -> Any:
     """Run async set-up from a sync fixture, on a loop of its own."""
     return asyncio.run(coroutine)
-
-
-async def _upgrade(url: str) -> None:
-    db = Database(url)
-    try:
-        await migrate.upgrade(db.engine)
-    finally:
-        await db.dispose()
 
 
 class DatabaseFactory:
@@ -85,7 +72,7 @@ class DatabaseFactory:
     def _sqlite(self) -> Path:
         if self._sqlite_template is None:
             path = self.workdir / f"{self.prefix}_template.db"
-            run(_upgrade(f"sqlite+aiosqlite:///{path}"))
+            run(migrate.upgrade_url(f"sqlite+aiosqlite:///{path}"))
             self._sqlite_template = path
         return self._sqlite_template
 
@@ -98,7 +85,7 @@ class DatabaseFactory:
                     f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
                     " LC_COLLATE 'C' LC_CTYPE 'C'"
                 )
-            run(_upgrade(self._pg_url(name)))
+            run(migrate.upgrade_url(self._pg_url(name)))
             self._pg_template = name
         return self._pg_template
 
@@ -136,46 +123,22 @@ async def db(database_url: str) -> Any:
     await database.dispose()
 
 
-@dataclass
-class Server:
-    """A runview server under uvicorn on a free loopback port, in a thread of its own."""
+class Server(ServerThread):
+    """A runview server over ``database_url`` with a client's helpers.
 
-    database_url: str
-    app: Any = None
-    url: str = ""
-    _server: Any = None
-    _thread: Any = None
-    statements: list[str] = field(default_factory=list)
+    Background services are off unless a test asks: they would mark the fixed dataset's
+    2021 runs Late and Crashed under the read tests.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(Settings(database_url=database_url))
+        self.database_url = database_url
 
     def start(self, **settings: Any) -> Server:
-        # Background services off unless a test asks: they would mark the fixed dataset's
-        # 2021 runs Late and Crashed under the read tests.
         settings.setdefault("run_services", False)
-        self.app = create_app(Settings(database_url=self.database_url, **settings))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the server failed to start")
-            threading.Event().wait(0.01)
-        sa.event.listen(self.app.state.db.engine.sync_engine, "before_cursor_execute", self._count)
+        self.settings = Settings(database_url=self.database_url, **settings)
+        super().start()
         return self
-
-    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # Transaction control is not a query (psycopg sends its BEGIN unseen; SQLite's shows).
-        if statement not in ("BEGIN", "BEGIN IMMEDIATE"):
-            self.statements.append(statement)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST a query; assert the GraphQL-over-HTTP status; return the decoded body."""
@@ -206,6 +169,19 @@ async def _seed(url: str) -> Dataset:
         return await seed(db)
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def replicas(server: Server) -> Iterator[list[Server]]:
+    """Four servers over one database (``server`` first), as behind a load balancer.
+
+    Races need them: one server's event loop tends to serialize concurrent requests and
+    would hide a missing row lock.
+    """
+    others = [Server(server.database_url).start() for _ in range(3)]
+    yield [server, *others]
+    for other in others:
+        other.stop()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

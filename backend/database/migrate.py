@@ -30,6 +30,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(lambda sync: command.upgrade(_config(sync), revision))
 
 
+async def upgrade_url(url: str) -> str | None:
+    """Upgrade the database at ``url`` to the newest revision; the revision it is at."""
+    from backend.database.engine import Database
+
+    db = Database(url)
+    try:
+        await upgrade(db.engine)
+        return await current(db.engine)
+    finally:
+        await db.dispose()
+
+
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Downgrade the database behind ``engine`` to ``revision`` ("base": empty)."""
     async with engine.begin() as connection:

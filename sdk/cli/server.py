@@ -46,20 +46,10 @@ def start(
 def upgrade(database_url: DatabaseUrl = None) -> None:
     """Apply every migration the database has not had yet."""
     from backend.database import migrate
-    from backend.database.engine import Database
     from backend.settings import Settings
 
     url = Settings(database_url=database_url).resolved_database_url
-
-    async def run() -> str | None:
-        db = Database(url)
-        try:
-            await migrate.upgrade(db.engine)
-            return await migrate.current(db.engine)
-        finally:
-            await db.dispose()
-
-    revision = asyncio.run(run())
+    revision = asyncio.run(migrate.upgrade_url(url))
     console.print(f"{_redact(url)} is at revision {revision}.")
 
 

@@ -49,7 +49,7 @@ async def _add_runs(db: Database, flow_id: Any, task_id: Any, runs: int, start: 
 def _count(server: Server, query: str) -> tuple[int, dict[str, Any]]:
     server.statements.clear()
     data = server.data(query)
-    return len(server.statements), data
+    return len(server.queries), data
 
 
 @pytest.mark.anyio
@@ -64,7 +64,7 @@ async def test_nested_query_statement_count_does_not_grow_with_rows(
     await _add_runs(db, flow.id, task.id, runs=5, start=0)
     small, data = _count(server, NESTED)
     assert len(data["flow_run"]) == 5
-    assert small == LEVELS, server.statements
+    assert small == LEVELS, server.queries
 
     await _add_runs(db, flow.id, task.id, runs=45, start=5)
     large, data = _count(server, NESTED)
@@ -72,7 +72,7 @@ async def test_nested_query_statement_count_does_not_grow_with_rows(
     assert len(runs) == 50
     assert sum(len(run["task_runs"]) for run in runs) == 150
     assert all(len(t["states"]) == 2 for run in runs for t in run["task_runs"])
-    assert large == small, server.statements
+    assert large == small, server.queries
 
     # The benchmark's B5 shape: three levels, three statements.
     b5, data = _count(server, "{ flow_run(limit: 100) { task_runs { states { state } } } }")

@@ -8,7 +8,6 @@ loop alone tends to serialize the requests and would hide a missing row lock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,14 +15,6 @@ import pytest
 
 from tests.backend.api.test_mutations import SET_FLOW, create_flow, create_run, history
 from tests.conftest import Server
-
-
-@pytest.fixture
-def replicas(server: Server) -> Iterator[list[Server]]:
-    others = [Server(server.database_url).start() for _ in range(3)]
-    yield [server, *others]
-    for other in others:
-        other.stop()
 
 
 @pytest.mark.anyio
