@@ -23,8 +23,12 @@ _CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
 class ServerThread:
-    def __init__(self, settings: Settings) -> None:
+    """Serve ``create_app(settings)``, or ``wrap(create_app(settings))`` when a test puts
+    middleware in front of the real app (a flaky proxy, say)."""
+
+    def __init__(self, settings: Settings, wrap: Any = None) -> None:
         self.settings = settings
+        self.wrap = wrap
         self.app: Any = None
         self.url = ""
         self.statements: list[str] = []
@@ -33,10 +37,11 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self.app = create_app(self.settings)
+        served = self.wrap(self.app) if self.wrap else self.app
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn.Config(served, log_level="warning"))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
         )

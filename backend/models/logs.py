@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,12 +37,13 @@ async def write_run_logs(conn: AsyncConnection, logs: Sequence[Mapping[str, Any]
             "id": uuid.uuid4(),
             "flow_run_id": log["flow_run_id"],
             "task_run_id": log.get("task_run_id"),
-            "timestamp": log.get("timestamp") or now,
+            # Stamped on arrival a microsecond apart, so a batch keeps the order it was sent in.
+            "timestamp": log.get("timestamp") or now + dt.timedelta(microseconds=i),
             "level": log["level"],
             "name": log["name"],
             "message": log["message"],
         }
-        for log in logs
+        for i, log in enumerate(logs)
     ]
     await conn.execute(sa.insert(tables.log), rows)
     return len(rows)

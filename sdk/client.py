@@ -1,0 +1,205 @@
+"""``Client`` and ``AsyncClient``: send the SDK's GraphQL documents to runview.
+
+Both share ``BaseClient``, which holds the configuration and does the work on the SDK's own
+event loop (``sdk._loop``); they differ only in how the caller waits. That loop is why an
+``AsyncClient`` works from any event loop, and a ``Client`` from any thread, including a
+thread inside a running event loop (a notebook).
+
+Example::
+
+    from sdk import Client, documents
+
+    client = Client("http://127.0.0.1:4200/graphql")
+    run = client.execute(documents.FLOW_RUN, {"id": flow_run_id})["flow_run_by_pk"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gql import Client as GQLClient
+from gql import GraphQLRequest
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXAsyncTransport
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sdk import _loop, transports
+from sdk.documents import Document
+from sdk.exceptions import ClientError, InvalidInput, ServerError
+from sdk.settings import SDKSettings
+
+RETRY_STATUS = frozenset({502, 503, 504})
+# The server's text for a fault it does not explain (see backend/api/errors.py).
+SERVER_FAULT = "Unexpected error."
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, TransportServerError):
+        return error.code in RETRY_STATUS
+    return isinstance(error, TransportConnectionFailed)
+
+
+class BaseClient:
+    """Configuration and the request logic; no waiting strategy.
+
+    Args:
+        api_url: The server's GraphQL URL; default ``RUNVIEW_API_URL``; unset: embedded.
+        api_key: Sent as a Bearer token; default ``RUNVIEW_API_KEY``.
+        timeout: Seconds to wait for one answer.
+        attempts: How many times a retryable document is sent before giving up.
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        settings: SDKSettings | None = None,
+    ) -> None:
+        self.settings = settings or SDKSettings()
+        self.api_url = api_url or self.settings.api_url
+        self.api_key = api_key or self.settings.api_key
+        self.timeout = timeout
+        self.attempts = attempts
+        self._session: Any = None
+        self._gql: GQLClient | None = None
+        self._connecting = asyncio.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return self.api_url is None
+
+    def __repr__(self) -> str:
+        where = self.api_url or f"embedded {self.settings.embedded_database_url}"
+        return f"{type(self).__name__}({where!r})"
+
+    async def _connect(self) -> Any:
+        async with self._connecting:
+            if self._session is None:
+                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+                options: dict[str, Any] = {"headers": headers, "timeout": self.timeout}
+                url = self.api_url
+                if url is None:
+                    server = await transports.embedded(self.settings.embedded_database_url)
+                    url, options["transport"] = transports.EMBEDDED_URL, server.transport()
+                self._gql = GQLClient(transport=HTTPXAsyncTransport(url=url, **options))
+                self._session = await self._gql.connect_async()
+            return self._session
+
+    async def _execute(self, document: Document, variables: dict[str, Any] | None) -> Any:
+        """Send ``document``; its ``data``. Runs on the SDK loop."""
+        session = await self._connect()
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(self.attempts if document.retry else 1),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    request = GraphQLRequest(document.request, variable_values=variables)
+                    return await session.execute(request)
+        except TransportQueryError as error:
+            raise _server_error(document, error) from None
+        except TransportServerError as error:
+            raise ClientError(
+                f"The runview server at {self._where()} answered HTTP {error.code} to"
+                f" {document.name}: {error}."
+            ) from error
+        except TransportConnectionFailed as error:
+            raise ClientError(
+                f"Cannot reach the runview server at {self._where()} for {document.name}: {error}."
+            ) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _where(self) -> str:
+        return repr(self.api_url or "embedded")
+
+    async def _close(self) -> None:
+        if self._gql is not None and self._session is not None:
+            await self._gql.close_async()
+        self._session = self._gql = None
+
+
+def _server_error(document: Document, error: TransportQueryError) -> ServerError | InvalidInput:
+    errors = list(error.errors or [])
+    messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
+    text = "; ".join(messages) or str(error)
+    if SERVER_FAULT in messages:
+        return ServerError(
+            f"The runview server failed on {document.name}: {text} (its log has the cause).",
+            errors,
+        )
+    return InvalidInput(f"The runview server refused {document.name}: {text}", errors)
+
+
+class AsyncClient(BaseClient):
+    """The client for async programs: ``await client.execute(document, variables)``."""
+
+    async def execute(self, document: Document, variables: dict[str, Any] | None = None) -> Any:
+        """Send ``document`` with ``variables``; the ``data`` of the answer.
+
+        Raises:
+            InvalidInput: The server refused a value (the message says which).
+            ServerError: The server failed.
+            ClientError: The server could not be reached.
+        """
+        return await _loop.run_async(self._execute(document, variables))
+
+    async def aclose(self) -> None:
+        await _loop.run_async(self._close())
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+class Client(BaseClient):
+    """The client for ordinary code: ``client.execute(document, variables)`` blocks."""
+
+    def execute(self, document: Document, variables: dict[str, Any] | None = None) -> Any:
+        """Send ``document`` with ``variables``; the ``data`` of the answer.
+
+        Raises:
+            InvalidInput: The server refused a value (the message says which).
+            ServerError: The server failed.
+            ClientError: The server could not be reached.
+        """
+        return _loop.run_sync(self._execute(document, variables))
+
+    def close(self) -> None:
+        _loop.run_sync(self._close())
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_defaults: dict[tuple[str | None, str | None, str], Client] = {}
+
+
+def default_client() -> Client:
+    """The process's client for the current ``RUNVIEW_*`` settings, made on first use."""
+    settings = SDKSettings()
+    key = (settings.api_url, settings.api_key, settings.embedded_database_url)
+    client = _defaults.get(key)
+    if client is None:
+        client = _defaults[key] = Client(settings=settings)
+    return client

@@ -1,0 +1,63 @@
+"""Every error the SDK raises. Messages are full sentences that show the offending value.
+
+::
+
+    RunviewError
+    ├── ClientError               the server could not be reached, or answered unusably
+    ├── ServerError               the server failed on a request (its log has the cause)
+    ├── InvalidInput (ValueError) a value this program passed is malformed, or was refused
+    ├── NotFound (LookupError)    no run, task or flow has that id or slug
+    ├── RunNotFinished            a result was asked of a run that is not finished
+    └── ResultError               a result cannot be written or read
+        ├── NoResultLocation      the run finished without a result location
+        ├── ResultNotFound        nothing is stored at the location
+        └── ResultUnreadable      something is there, but it does not deserialize
+"""
+
+from __future__ import annotations
+
+
+class RunviewError(Exception):
+    """The base of every runview SDK error."""
+
+
+class ClientError(RunviewError):
+    """The server could not be reached, or did not answer as a GraphQL server does."""
+
+
+class _WithErrors(RunviewError):
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []  # the GraphQL errors, when the server answered with some
+
+
+class ServerError(_WithErrors):
+    """The server failed on a request; the reason is in its log, not in the answer."""
+
+
+class InvalidInput(_WithErrors, ValueError):
+    """A value this program passed is malformed, or the server refused it."""
+
+
+class NotFound(RunviewError, LookupError):
+    """No run, task run or flow has the id or slug asked for."""
+
+
+class RunNotFinished(RunviewError):
+    """A result was asked of a run that has not finished."""
+
+
+class ResultError(RunviewError):
+    """A result cannot be written or read."""
+
+
+class NoResultLocation(ResultError):
+    """The run finished without recording where a result is (it failed, for example)."""
+
+
+class ResultNotFound(ResultError):
+    """Nothing is stored at the result's location."""
+
+
+class ResultUnreadable(ResultError):
+    """Something is stored at the location, but the serializer cannot read it."""

@@ -1,0 +1,135 @@
+"""Results on storage the user owns, addressed by fsspec URLs.
+
+The SDK writes a result to a location made from a template and reports only
+``{location, serializer}`` to the backend. A location is a local path (the default, under
+``$RUNVIEW_HOME/results``) or any URL fsspec knows: ``s3://``, ``gs://``, ``memory://``...
+when the matching package (s3fs, gcsfs) is installed. Credentials and endpoints come from
+the usual places (environment, fsspec configuration), never from the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from sdk.exceptions import (
+    InvalidInput,
+    NoResultLocation,
+    ResultError,
+    ResultNotFound,
+    ResultUnreadable,
+)
+from sdk.results.serializers import get_serializer
+from sdk.settings import SDKSettings
+
+# Reads in flight at once when loading many results (a mapped parent's children).
+MAX_CONCURRENT_READS = 32
+
+TEMPLATE_FIELDS = ("flow_run_id", "task_run_id", "task_slug", "map_index", "flow_name")
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """Where a result is stored and how: all the backend knows of it."""
+
+    location: str
+    serializer: str
+
+    @classmethod
+    def from_dict(cls, data: Any, *, run: str) -> ResultRef:
+        """The reference in a serialized state's ``result``; ``run`` names the run for errors."""
+        if not data:
+            raise NoResultLocation(f"{run} finished without a result location.")
+        if not isinstance(data, Mapping) or not {"location", "serializer"} <= set(data):
+            raise ResultError(f"{run} has a malformed result reference {data!r}.")
+        return cls(str(data["location"]), str(data["serializer"]))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"location": self.location, "serializer": self.serializer}
+
+
+class ResultStorage:
+    """Where and how to store results.
+
+    Args:
+        template: An fsspec URL or path with ``{flow_run_id}``, ``{task_run_id}``,
+            ``{task_slug}``, ``{map_index}`` or ``{flow_name}`` in it. Default:
+            ``$RUNVIEW_HOME/results/{flow_run_id}/{task_run_id}``.
+        serializer: ``pickle`` (default), ``cloudpickle`` or ``json``.
+
+    Example::
+
+        storage = ResultStorage("s3://my-bucket/{flow_name}/{flow_run_id}/{task_slug}")
+        ref = storage.write([1, 2, 3], flow_run_id=..., task_run_id=..., task_slug="load-1")
+    """
+
+    def __init__(self, template: str | None = None, serializer: str = "pickle") -> None:
+        self.template = template or f"{SDKSettings().results_dir}/{{flow_run_id}}/{{task_run_id}}"
+        unknown = [
+            name
+            for _, name, _, _ in string.Formatter().parse(self.template)
+            if name is not None and name not in TEMPLATE_FIELDS
+        ]
+        if unknown:
+            raise InvalidInput(
+                f"result location template {self.template!r} names {unknown!r}; it may use"
+                f" {list(TEMPLATE_FIELDS)}."
+            )
+        self.serializer = get_serializer(serializer)
+
+    def location(self, **fields: Any) -> str:
+        return self.template.format(**{name: fields.get(name, "") for name in TEMPLATE_FIELDS})
+
+    def write(self, value: Any, **fields: Any) -> ResultRef:
+        """Serialize ``value`` to this storage's location for ``fields``; its reference."""
+        location = self.location(**fields)
+        data = self.serializer.dumps(value)
+        try:
+            with fsspec.open(location, "wb", auto_mkdir=True) as file:
+                file.write(data)
+        except Exception as error:
+            raise ResultError(f"Cannot write a result to {location!r}: {error}") from error
+        return ResultRef(location, self.serializer.name)
+
+
+def read_result(ref: ResultRef) -> Any:
+    """Load the value stored at ``ref``.
+
+    Raises:
+        ResultNotFound: Nothing is stored at the location.
+        ResultUnreadable: The stored bytes do not deserialize.
+    """
+    serializer = get_serializer(ref.serializer)
+    try:
+        with fsspec.open(ref.location, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise ResultNotFound(f"No result is stored at {ref.location!r}.") from None
+    except Exception as error:
+        raise ResultUnreadable(f"Cannot read the result at {ref.location!r}: {error}") from error
+    try:
+        return serializer.loads(data)
+    except Exception as error:
+        raise ResultUnreadable(
+            f"The result at {ref.location!r} cannot be read with the {ref.serializer!r}"
+            f" serializer: {error}"
+        ) from error
+
+
+def read_results(refs: Sequence[ResultRef]) -> list[Any]:
+    """Load many results concurrently, in the order given."""
+    if len(refs) <= 1:
+        return [read_result(ref) for ref in refs]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(refs))) as pool:
+        return list(pool.map(read_result, refs))
+
+
+async def aread_results(refs: Sequence[ResultRef]) -> list[Any]:
+    """``read_results`` without blocking the event loop."""
+    return await asyncio.to_thread(read_results, refs)

@@ -1,0 +1,31 @@
+"""SDK settings from ``RUNVIEW_*`` environment variables.
+
+``RUNVIEW_API_URL`` unset means embedded mode: the backend runs inside this process over the
+embedded database (``RUNVIEW_DATABASE_URL``, default ``$RUNVIEW_HOME/runview.db``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SDKSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNVIEW_", extra="ignore")
+
+    api_url: str | None = None
+    api_key: str | None = None
+    home: Path = Field(default_factory=lambda: Path.home() / ".runview")
+    database_url: str | None = None
+
+    @property
+    def results_dir(self) -> Path:
+        return self.home.expanduser() / "results"
+
+    @property
+    def embedded_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home.expanduser() / 'runview.db'}"

@@ -1,0 +1,97 @@
+"""``State``: what a run is in, as the SDK hands it out.
+
+A State carries its type (which the server's rules reason about), its name (which people
+read: Running and Retrying are both RUNNING), a message, and, for a finished run, where its
+result is. States the SDK returns for runs carry ``flow_run_id`` (and ``task_run_id``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdk.exceptions import NoResultLocation, RunNotFinished
+from sdk.results import ResultRef, read_result
+
+TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "CRASHED"})
+
+
+@dataclass(frozen=True)
+class State:
+    type: str
+    name: str
+    message: str | None = None
+    timestamp: dt.datetime | None = None
+    result_ref: ResultRef | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    flow_run_id: uuid.UUID | None = None
+    task_run_id: uuid.UUID | None = None
+
+    @classmethod
+    def from_serialized(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        flow_run_id: uuid.UUID | None = None,
+        task_run_id: uuid.UUID | None = None,
+    ) -> State:
+        """Read the serialized form the server stores (``{type, name, message, ...}``)."""
+        result = data.get("result")
+        timestamp = data.get("timestamp")
+        return cls(
+            type=data["type"],
+            name=data.get("name") or data["type"].title(),
+            message=data.get("message"),
+            timestamp=dt.datetime.fromisoformat(timestamp) if timestamp else None,
+            result_ref=ResultRef(result["location"], result["serializer"]) if result else None,
+            details=dict(data.get("details") or {}),
+            flow_run_id=flow_run_id,
+            task_run_id=task_run_id,
+        )
+
+    def is_final(self) -> bool:
+        return self.type in TERMINAL
+
+    def is_completed(self) -> bool:
+        return self.type == "COMPLETED"
+
+    def is_failed(self) -> bool:
+        return self.type == "FAILED"
+
+    def is_cancelled(self) -> bool:
+        return self.type == "CANCELLED"
+
+    def is_crashed(self) -> bool:
+        return self.type == "CRASHED"
+
+    def is_running(self) -> bool:
+        return self.type == "RUNNING"
+
+    def is_scheduled(self) -> bool:
+        return self.type == "SCHEDULED"
+
+    def is_pending(self) -> bool:
+        return self.type == "PENDING"
+
+    def is_paused(self) -> bool:
+        return self.type == "PAUSED"
+
+    def result(self) -> Any:
+        """The data of a finished run, loaded from the user's storage.
+
+        Raises:
+            RunNotFinished: The run is not finished.
+            NoResultLocation: It finished without a result (it failed, say).
+        """
+        if not self.is_final():
+            raise RunNotFinished(f"The run is {self.name}; it has no result until it finishes.")
+        if self.result_ref is None:
+            raise NoResultLocation(f"The run finished {self.name} without a result location.")
+        return read_result(self.result_ref)
+
+    def __repr__(self) -> str:
+        message = f", message={self.message!r}" if self.message else ""
+        return f"{self.name}(type={self.type}{message})"

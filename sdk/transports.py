@@ -1,0 +1,75 @@
+"""Where requests go: a runview server over HTTP, or the backend embedded in this process.
+
+Embedded mode (``RUNVIEW_API_URL`` unset) runs the backend app in-process, with its
+lifespan (engine, migrations, background services) entered on the SDK loop, and sends
+requests through ``httpx.ASGITransport``: the same HTTP semantics, no socket. It is the one
+place the SDK imports ``backend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+from typing import Any
+
+import httpx
+
+from sdk import _loop
+
+EMBEDDED_URL = "http://runview.embedded/graphql"
+
+
+class EmbeddedServer:
+    """One in-process backend per database URL, started on first use."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.app: Any = None
+        self._lifespan: Any = None
+
+    async def start(self) -> None:
+        from backend.app import create_app
+        from backend.settings import Settings
+
+        self.app = create_app(Settings(database_url=self.database_url, upgrade_on_start=True))
+        self._lifespan = self.app.router.lifespan_context(self.app)
+        await self._lifespan.__aenter__()
+
+    async def stop(self) -> None:
+        if self._lifespan is not None:
+            lifespan, self._lifespan = self._lifespan, None
+            await lifespan.__aexit__(None, None, None)
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.ASGITransport(app=self.app)
+
+
+_embedded: dict[str, EmbeddedServer] = {}
+_starting = asyncio.Lock()
+
+
+async def embedded(database_url: str) -> EmbeddedServer:
+    """The embedded server for ``database_url``; call on the SDK loop."""
+    async with _starting:
+        server = _embedded.get(database_url)
+        if server is None:
+            server = EmbeddedServer(database_url)
+            await server.start()
+            _embedded[database_url] = server
+        return server
+
+
+async def _stop_all() -> None:
+    for server in list(_embedded.values()):
+        with contextlib.suppress(Exception):  # exiting anyway; nothing to report to
+            await server.stop()
+    _embedded.clear()
+
+
+@atexit.register
+def _shutdown() -> None:
+    # Dispose the embedded engines cleanly (SQLite checkpoints its WAL on close).
+    if _embedded and not _loop.on_loop():
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_stop_all(), _loop.loop()).result(timeout=10)

@@ -1,0 +1,132 @@
+"""The clients: documents checked against the schema, retries, errors, the API key."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import build_schema, validate
+
+import sdk
+from backend.settings import Settings
+from backend.testing import ServerThread
+from sdk import Client, documents
+from sdk.exceptions import ClientError, InvalidInput, ServerError
+from sdk.settings import SDKSettings
+from tests.conftest import DatabaseFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("document", documents.ALL, ids=lambda d: d.name)
+def test_every_document_is_valid_against_the_committed_schema(
+    document: documents.Document,
+) -> None:
+    schema = build_schema((ROOT / "schema.graphql").read_text())
+    assert validate(schema, document.request.document) == []
+
+
+def test_public_names() -> None:
+    assert sorted(sdk.__all__) == sorted(
+        name for name in vars(sdk) if not name.startswith("_") and name[0].isupper()
+    )
+    for name in sdk.__all__:
+        assert getattr(sdk, name) is not None
+
+
+class Flaky:
+    """Middleware: answers 503 to the first ``failures`` GraphQL requests, then lets them
+    through to the real app; notes each request's Authorization header."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[str | None] = []
+
+    def __call__(self, app: Any) -> Any:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] == "/graphql":
+                headers = dict(scope["headers"])
+                self.requests.append(headers.get(b"authorization", b"").decode() or None)
+                if len(self.requests) <= self.failures:
+                    await send({"type": "http.response.start", "status": 503, "headers": []})
+                    await send({"type": "http.response.body", "body": b"busy"})
+                    return
+            await app(scope, receive, send)
+
+        return asgi
+
+
+@pytest.fixture
+def sqlite_url(databases: DatabaseFactory) -> str:
+    return databases.new("sqlite")
+
+
+def test_retries_a_read_through_503s_and_sends_the_api_key(sqlite_url: str) -> None:
+    flaky = Flaky(failures=2)
+    server = ServerThread(Settings(database_url=sqlite_url, run_services=False), flaky).start()
+    try:
+        client = Client(f"{server.url}/graphql", api_key="s3cret", attempts=3)
+        answer = client.execute(documents.CREATE_FLOW, {"input": {"name": "f"}})
+        assert answer["create_flow"]["version"] == 1
+        assert flaky.requests == ["Bearer s3cret"] * 3
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_gives_up_after_its_attempts_and_never_repeats_unsafe_writes(sqlite_url: str) -> None:
+    flaky = Flaky(failures=100)
+    server = ServerThread(Settings(database_url=sqlite_url, run_services=False), flaky).start()
+    try:
+        client = Client(f"{server.url}/graphql", attempts=3)
+        with pytest.raises(ClientError, match="answered HTTP 503 to create_flow"):
+            client.execute(documents.CREATE_FLOW, {"input": {"name": "f"}})
+        assert len(flaky.requests) == 3
+        logs = {"input": {"logs": []}}
+        with pytest.raises(ClientError, match="answered HTTP 503 to write_run_logs"):
+            client.execute(documents.WRITE_RUN_LOGS, logs)
+        assert len(flaky.requests) == 4  # written once, never repeated
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_server_is_a_client_error() -> None:
+    client = Client("http://127.0.0.1:9/graphql", attempts=2)
+    with pytest.raises(ClientError, match="Cannot reach the runview server at 'http://127.0.0.1:9"):
+        client.execute(
+            documents.TASK_RUN_IDS, {"flow_run_id": "8e445d74-9ca6-425b-98e5-72754b7ea174"}
+        )
+
+
+def test_refusals_and_faults(sqlite_url: str, tmp_path: Path) -> None:
+    server = ServerThread(Settings(database_url=sqlite_url, run_services=False)).start()
+    try:
+        client = Client(f"{server.url}/graphql")
+        with pytest.raises(InvalidInput, match="refused create_flow_run: flow 'nope' does not"):
+            client.execute(documents.CREATE_FLOW_RUN, {"input": {"flow_name": "nope"}})
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///")) as broken:
+            broken.execute("DROP TABLE log")
+        with pytest.raises(ServerError, match="failed on logs: Unexpected error."):
+            client.execute(documents.LOGS, {"flow_run_id": "8e445d74-9ca6-425b-98e5-72754b7ea174"})
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_clients_work_from_inside_an_event_loop(tmp_path: Path) -> None:
+    settings = SDKSettings(home=tmp_path)
+
+    async def main() -> tuple[Any, Any]:
+        blocking = Client(settings=settings).execute(
+            documents.CREATE_FLOW, {"input": {"name": "in-a-loop"}}
+        )
+        async with sdk.AsyncClient(settings=settings) as client:
+            again = await client.execute(documents.CREATE_FLOW, {"input": {"name": "in-a-loop"}})
+        return blocking, again
+
+    first, second = asyncio.run(main())
+    assert first == second
