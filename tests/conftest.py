@@ -163,7 +163,7 @@ def server(database_url: str) -> Iterator[Server]:
     running.stop()
 
 
-async def _seed(url: str) -> Dataset:
+async def seed_database(url: str) -> Dataset:
     db = Database(url)
     try:
         return await seed(db)
@@ -188,7 +188,7 @@ def replicas(server: Server) -> Iterator[list[Server]]:
 def seeded(request: pytest.FixtureRequest, databases: DatabaseFactory) -> Iterator[Any]:
     """(server, dataset) over a database of this module's own; tests must only read."""
     url = databases.new(request.param)
-    data = run(_seed(url))
+    data = run(seed_database(url))
     server = Server(url).start()
     yield server, data
     server.stop()
