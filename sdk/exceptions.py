@@ -8,6 +8,8 @@
     ├── InvalidInput (ValueError) a value this program passed is malformed, or was refused
     ├── NotFound (LookupError)    no run, task or flow has that id or slug
     ├── RunNotFinished            a result was asked of a run that is not finished
+    ├── RunFailed                 the result of a run that failed (without an exception here)
+    ├── RunCancelled              the result of a run that was cancelled
     └── ResultError               a result cannot be written or read
         ├── NoResultLocation      the run finished without a result location
         ├── ResultNotFound        nothing is stored at the location
@@ -45,6 +47,14 @@ class NotFound(RunviewError, LookupError):
 
 class RunNotFinished(RunviewError):
     """A result was asked of a run that has not finished."""
+
+
+class RunFailed(RunviewError):
+    """A run failed; raised by ``State.result()`` when the exception is not in this process."""
+
+
+class RunCancelled(RunviewError):
+    """A run was cancelled; raised by ``State.result()``."""
 
 
 class ResultError(RunviewError):

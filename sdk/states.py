@@ -13,10 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.exceptions import NoResultLocation, RunNotFinished
+from sdk.exceptions import NoResultLocation, RunCancelled, RunFailed, RunNotFinished
 from sdk.results import ResultRef, read_result
 
 TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "CRASHED"})
+
+
+class _NotLoaded:
+    def __repr__(self) -> str:
+        return "NOT_LOADED"
+
+
+NOT_LOADED: Any = _NotLoaded()
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,10 @@ class State:
     details: Mapping[str, Any] = field(default_factory=dict)
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
+    # In-memory companions of a state the runtime produced: the value a run returned (so
+    # result() needs no storage round trip) and the exception a failed run raised.
+    data: Any = field(default=NOT_LOADED, repr=False, compare=False)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_serialized(
@@ -79,13 +91,32 @@ class State:
     def is_paused(self) -> bool:
         return self.type == "PAUSED"
 
-    def result(self) -> Any:
-        """The data of a finished run, loaded from the user's storage.
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The data of a finished run: in memory if this process ran it, else loaded from the
+        user's storage.
+
+        Args:
+            raise_on_failure: For a Failed or Crashed run, raise its exception (or
+                ``RunFailed``), and for a Cancelled one ``RunCancelled``, rather than return it.
 
         Raises:
             RunNotFinished: The run is not finished.
-            NoResultLocation: It finished without a result (it failed, say).
+            NoResultLocation: It finished without a result.
         """
+        if self.type in ("FAILED", "CRASHED"):
+            error = self.exception or RunFailed(
+                f"The run ended {self.name}: {self.message or 'no message'}."
+            )
+            if raise_on_failure:
+                raise error
+            return error
+        if self.is_cancelled():
+            cancelled = RunCancelled(f"The run was cancelled: {self.message or 'no message'}.")
+            if raise_on_failure:
+                raise cancelled
+            return cancelled
+        if self.data is not NOT_LOADED:
+            return self.data
         if not self.is_final():
             raise RunNotFinished(f"The run is {self.name}; it has no result until it finishes.")
         if self.result_ref is None:
@@ -95,3 +126,18 @@ class State:
     def __repr__(self) -> str:
         message = f", message={self.message!r}" if self.message else ""
         return f"{self.name}(type={self.type}{message})"
+
+
+def Completed(message: str | None = None, data: Any = NOT_LOADED) -> State:  # noqa: N802
+    """A Completed state, for a flow that decides its own final state."""
+    return State(type="COMPLETED", name="Completed", message=message, data=data)
+
+
+def Failed(message: str | None = None) -> State:  # noqa: N802
+    """A Failed state, for a flow that decides its own final state."""
+    return State(type="FAILED", name="Failed", message=message)
+
+
+def Cancelled(message: str | None = None) -> State:  # noqa: N802
+    """A Cancelled state, for a flow that decides its own final state."""
+    return State(type="CANCELLED", name="Cancelled", message=message)

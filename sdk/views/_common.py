@@ -11,14 +11,7 @@ from sdk import _loop
 from sdk.client import BaseClient
 from sdk.documents import Document
 from sdk.exceptions import InvalidInput
-
-
-class _NotLoaded:
-    def __repr__(self) -> str:
-        return "NOT_LOADED"
-
-
-NOT_LOADED: Any = _NotLoaded()
+from sdk.states import NOT_LOADED
 
 
 async def execute(client: BaseClient, document: Document, variables: dict[str, Any]) -> Any:

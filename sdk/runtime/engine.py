@@ -1,0 +1,417 @@
+"""The engine: runs task runs and flow runs, proposing every state to the server.
+
+The server decides. The engine proposes a state, then does what the answer says:
+
+- ACCEPTED Running or Retrying: run the code.
+- ACCEPTED Cached: skip the code; the result is the cached run's.
+- ACCEPTED AwaitingRetry (after a failure): wait for the retry time, then propose RUNNING again.
+- REJECTED or ABORTED: stop, and return the state in force (the run is over or not allowed
+  to start, e.g. its flow run is being cancelled).
+
+A version is kept per run and goes up by one with each accepted proposal, so a proposal
+made from a stale reading is refused by the server rather than applied twice.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import inspect
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sdk import documents
+from sdk.client import Client
+from sdk.results import ResultStorage
+from sdk.runtime.context import (
+    FLOW_RUN,
+    TASK_RUN,
+    FlowRunContext,
+    MappedParent,
+    TaskRunContext,
+)
+from sdk.runtime.futures import RunviewFuture, RunviewFutureList
+from sdk.states import State
+
+
+class UpstreamFailed(Exception):
+    """A task run's input is the result of a task run that did not complete."""
+
+
+class TaskTimedOut(TimeoutError):
+    """A task run ran longer than its ``timeout_seconds``."""
+
+
+def propose(
+    client: Client, kind: str, run_id: Any, version: int, state: dict[str, Any]
+) -> dict[str, Any]:
+    """Propose ``state`` for a run; the server's answer ``{id, status, message, state}``."""
+    document = documents.SET_TASK_RUN_STATES if kind == "task" else documents.SET_FLOW_RUN_STATES
+    proposal = {f"{kind}_run_id": str(run_id), "version": version, "state": state}
+    answer = client.execute(document, {"input": {"states": [proposal]}})
+    change: dict[str, Any] = answer[f"set_{kind}_run_states"]["states"][0]
+    return change
+
+
+def _state(
+    change: dict[str, Any],
+    flow_run_id: uuid.UUID,
+    task_run_id: uuid.UUID | None = None,
+    **memory: Any,
+) -> State:
+    """The state in force after ``change``, with what this process knows of it."""
+    base = State.from_serialized(change["state"], flow_run_id=flow_run_id, task_run_id=task_run_id)
+    accepted = change["status"] == "ACCEPTED"
+    return State(**{**vars(base), **(memory if accepted else {})})
+
+
+def resolve(value: Any) -> Any:
+    """``value`` with futures and States replaced by their data (one level of collections).
+
+    Raises:
+        UpstreamFailed: An input did not complete.
+    """
+    if isinstance(value, RunviewFuture | State):
+        state = value.wait() if isinstance(value, RunviewFuture) else value
+        if not state.is_completed():
+            raise UpstreamFailed(f"an upstream run ended {state.name}")
+        return state.result()
+    if isinstance(value, list | tuple | set):
+        return type(value)(resolve(item) for item in value)
+    if isinstance(value, dict):
+        return {key: resolve(item) for key, item in value.items()}
+    return value
+
+
+def _call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
+    """Call ``fn``; with a timeout it runs in a thread that is abandoned if it overruns
+    (Python cannot stop a thread; the run is recorded TimedOut and the engine moves on)."""
+    if timeout is None:
+        return fn(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as error:  # handed to the calling thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TaskTimedOut(f"timed out after {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _wait_until(details: Mapping[str, Any]) -> None:
+    when = details.get("scheduled_time")
+    if when:
+        delay = (dt.datetime.fromisoformat(when) - dt.datetime.now(dt.UTC)).total_seconds()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def run_task(
+    ctx: FlowRunContext,
+    task: Any,
+    slug: str,
+    map_index: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    task_run: tuple[str, int] | None = None,
+) -> State:
+    """Run one task run to a final state, recording it; ``task_run`` is (id, version) of a
+    run already created (a mapped child)."""
+    client, flow_run_id = ctx.client, ctx.flow_run_id
+    # Inputs first: upstream futures are waited for, and the cache key sees real values.
+    upstream: UpstreamFailed | None = None
+    try:
+        args, kwargs = resolve(args), resolve(kwargs)
+    except UpstreamFailed as failed:
+        upstream = failed
+    if task_run is None:
+        created = client.execute(
+            documents.GET_OR_CREATE_TASK_RUN,
+            {
+                "input": {
+                    "flow_run_id": str(flow_run_id),
+                    "task_slug": slug,
+                    "map_index": map_index,
+                    "max_retries": task.retries,
+                    "retry_delay_seconds": task.retry_delay_seconds,
+                    "cache_key": None if upstream else task.cache_key(ctx, args, kwargs),
+                }
+            },
+        )["get_or_create_task_run"]
+        task_run = (created["id"], created["version"])
+    task_run_id, version = task_run[0], task_run[1]
+    run_uuid = uuid.UUID(task_run_id)
+    if upstream is not None:
+        message = f"Not run: {upstream}."
+        change = propose(
+            client, "task", task_run_id, version, {"type": "FAILED", "message": message}
+        )
+        return _state(change, flow_run_id, run_uuid, exception=upstream)
+
+    while True:
+        change = propose(client, "task", task_run_id, version, {"type": "RUNNING"})
+        if change["status"] != "ACCEPTED":
+            return _state(change, flow_run_id, run_uuid)
+        version += 1
+        if change["state"]["type"] == "COMPLETED":  # Cached: the server gave us a result
+            return _state(change, flow_run_id, run_uuid)
+
+        token = TASK_RUN.set(TaskRunContext(run_uuid, slug, map_index))
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = _call(task.fn, args, kwargs, task.timeout_seconds)
+            # Persisting the result is part of the attempt: a run whose result cannot be
+            # stored did not complete.
+            ref = task.storage(ctx).write(
+                value,
+                flow_run_id=flow_run_id,
+                task_run_id=task_run_id,
+                task_slug=slug,
+                map_index=map_index,
+                flow_name=ctx.flow.name,
+            )
+        except TaskTimedOut as timed_out:
+            error = timed_out
+            proposed = {"type": "FAILED", "name": "TimedOut", "message": _describe(timed_out)}
+        except Exception as raised:
+            error, proposed = raised, {"type": "FAILED", "message": _describe(raised)}
+        else:
+            details = task.cache_details()
+            proposed = {"type": "COMPLETED", "result": ref.to_dict(), "details": details}
+        finally:
+            TASK_RUN.reset(token)
+
+        change = propose(client, "task", task_run_id, version, proposed)
+        if change["status"] == "ACCEPTED":
+            version += 1
+            if change["state"]["type"] == "SCHEDULED":  # AwaitingRetry
+                _wait_until(change["state"].get("details") or {})
+                continue
+        if error is None:
+            return _state(change, flow_run_id, run_uuid, data=value)
+        return _state(change, flow_run_id, run_uuid, exception=error)
+
+
+def submit_task(ctx: FlowRunContext, task: Any, args: Any, kwargs: Any) -> RunviewFuture:
+    slug = ctx.next_slug(task.name)
+    work = contextvars.copy_context().run
+    future = ctx.task_runner.submit(work, run_task, ctx, task, slug, -1, args, kwargs)
+    wrapped = RunviewFuture(future, slug, -1)
+    ctx.track(wrapped)
+    return wrapped
+
+
+def map_task(
+    ctx: FlowRunContext, task: Any, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> RunviewFutureList:
+    """A mapped parent and one child per call, all children created in one request."""
+    client, slug = ctx.client, ctx.next_slug(task.name)
+    parent = client.execute(
+        documents.GET_OR_CREATE_TASK_RUN,
+        {
+            "input": {
+                "flow_run_id": str(ctx.flow_run_id),
+                "task_slug": slug,
+                "max_retries": task.retries,
+                "retry_delay_seconds": task.retry_delay_seconds,
+            }
+        },
+    )["get_or_create_task_run"]
+    children: list[str] = []
+    if calls:
+        children = client.execute(
+            documents.GET_OR_CREATE_MAPPED_CHILDREN,
+            {
+                "input": {
+                    "flow_run_id": str(ctx.flow_run_id),
+                    "task_slug": slug,
+                    "max_map_index": len(calls) - 1,
+                }
+            },
+        )["get_or_create_mapped_task_run_children"]["ids"]
+    # The parent runs once its children exist (a parent that ran alone is not mapped).
+    version = parent["version"]
+    if propose(client, "task", parent["id"], version, {"type": "RUNNING"})["status"] == "ACCEPTED":
+        version += 1
+    futures = RunviewFutureList()
+    for map_index, ((args, kwargs), child) in enumerate(zip(calls, children, strict=True)):
+        work = contextvars.copy_context().run
+        future = ctx.task_runner.submit(
+            work, run_task, ctx, task, slug, map_index, args, kwargs, (child, 1)
+        )
+        wrapped = RunviewFuture(future, slug, map_index)
+        ctx.track(wrapped)
+        futures.append(wrapped)
+    ctx.mapped_parents.append(MappedParent(parent["id"], version, list(futures)))
+    return futures
+
+
+def _finish_mapped_parents(ctx: FlowRunContext) -> None:
+    for parent in ctx.mapped_parents:
+        states = [child.wait() for child in parent.children]
+        proposed = _summary(states, what="children") or {"type": "COMPLETED"}
+        propose(ctx.client, "task", parent.task_run_id, parent.version, proposed)
+
+
+def _summary(states: list[State], what: str) -> dict[str, Any] | None:
+    """The seed's rule for a flow that returns nothing: any cancelled -> Cancelled; else any
+    failed -> Failed; else None (Completed)."""
+    cancelled = [s for s in states if s.is_cancelled()]
+    failed = [s for s in states if s.type in ("FAILED", "CRASHED")]
+    if cancelled:
+        return {
+            "type": "CANCELLED",
+            "message": f"{len(cancelled)} of {len(states)} {what} cancelled.",
+        }
+    if failed:
+        return {"type": "FAILED", "message": f"{len(failed)} of {len(states)} {what} failed."}
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
+    """Run a flow (top-level or nested in the current flow run) and record it."""
+    from sdk.client import default_client
+
+    parent = FLOW_RUN.get()
+    client = parent.client if parent is not None else flow.client or default_client()
+    client.execute(documents.CREATE_FLOW, {"input": {"name": flow.name}})
+
+    parent_task_run: tuple[str, int] | None = None
+    if parent is not None:
+        created = client.execute(
+            documents.GET_OR_CREATE_TASK_RUN,
+            {
+                "input": {
+                    "flow_run_id": str(parent.flow_run_id),
+                    "task_slug": parent.next_slug(flow.name),
+                }
+            },
+        )["get_or_create_task_run"]
+        change = propose(client, "task", created["id"], created["version"], {"type": "RUNNING"})
+        if change["status"] != "ACCEPTED":
+            state = _state(change, parent.flow_run_id, uuid.UUID(created["id"]))
+            parent.track(state)
+            return state if return_state else state.result()
+        parent_task_run = (created["id"], created["version"] + 1)
+
+    bound = inspect.signature(flow.fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    run = client.execute(
+        documents.CREATE_FLOW_RUN,
+        {
+            "input": {
+                "flow_name": flow.name,
+                "parameters": _jsonable(dict(bound.arguments)),
+                "idempotency_key": str(uuid.uuid4()),
+                "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
+            }
+        },
+    )["create_flow_run"]
+    flow_run_id, version = uuid.UUID(run["id"]), 1
+    for state_type in ("PENDING", "RUNNING"):
+        change = propose(client, "flow", flow_run_id, version, {"type": state_type})
+        if change["status"] != "ACCEPTED":
+            return _finish(
+                parent, parent_task_run, _state(change, flow_run_id), return_state, client
+            )
+        version += 1
+
+    ctx = FlowRunContext(
+        client=client,
+        flow=flow,
+        flow_run_id=flow_run_id,
+        storage=flow.result_storage or ResultStorage(serializer=flow.result_serializer),
+        task_runner=flow.task_runner.duplicate(),
+    )
+    token = FLOW_RUN.set(ctx)
+    ctx.task_runner.start()
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        value = _call(flow.fn, args, kwargs, flow.timeout_seconds)
+    except TaskTimedOut as timed_out:
+        error = timed_out
+    except Exception as raised:
+        error = raised
+    finally:
+        ctx.task_runner.shutdown(wait=True)
+        FLOW_RUN.reset(token)
+    _finish_mapped_parents(ctx)
+
+    memory: dict[str, Any] = {}
+    if error is not None:
+        name = "TimedOut" if isinstance(error, TaskTimedOut) else "Failed"
+        proposed: dict[str, Any] = {"type": "FAILED", "name": name, "message": _describe(error)}
+        memory["exception"] = error
+    elif isinstance(value, State):
+        proposed = {"type": value.type, "name": value.name, "message": value.message}
+        if value.result_ref is not None:
+            proposed["result"] = value.result_ref.to_dict()
+        memory = {"data": value.data, "exception": value.exception}
+    elif value is None and (summary := _summary(ctx.states(), what="task runs")) is not None:
+        proposed = summary
+    else:
+        proposed, memory = _flow_result(ctx, value)
+    change = propose(client, "flow", flow_run_id, version, proposed)
+    state = _state(change, flow_run_id, **memory)
+    return _finish(parent, parent_task_run, state, return_state, client)
+
+
+def _flow_result(ctx: FlowRunContext, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Persist a flow's return value: Completed with its reference, or Failed if it cannot
+    be stored."""
+    try:
+        ref = ctx.storage.write(
+            value,
+            flow_run_id=ctx.flow_run_id,
+            task_run_id="flow-result",
+            task_slug="flow-result",
+            flow_name=ctx.flow.name,
+        )
+    except Exception as error:
+        return {"type": "FAILED", "message": _describe(error)}, {"exception": error}
+    return {"type": "COMPLETED", "result": ref.to_dict()}, {"data": value}
+
+
+def _finish(
+    parent: FlowRunContext | None,
+    parent_task_run: tuple[str, int] | None,
+    state: State,
+    return_state: bool,
+    client: Client,
+) -> Any:
+    """Mirror a nested flow run's final state on its parent task run; return as asked."""
+    if parent is not None and parent_task_run is not None:
+        mirrored: dict[str, Any] = {
+            "type": state.type,
+            "name": state.name,
+            "message": state.message,
+        }
+        if state.result_ref is not None:
+            mirrored["result"] = state.result_ref.to_dict()
+        propose(client, "task", parent_task_run[0], parent_task_run[1], mirrored)
+        parent.track(state)
+    if return_state:
+        return state
+    return state.result()

@@ -1,0 +1,395 @@
+"""The runtime against the real server (HTTP) and embedded, on PostgreSQL and SQLite.
+
+Every code sample of seed 003 is here, adapted only in its imports, each checking the value
+it returns and what the server recorded; then seed 001's eager samples, the final-state
+rules, retries, timeouts, nested flows and results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdk import FlowRunView, TaskRunView, documents
+from sdk.flows import flow as _flow
+from sdk.states import Cancelled, Completed, Failed, State
+from sdk.tasks import task, unmapped
+from tests.sdk.conftest import CountingClient
+
+
+@pytest.fixture
+def flow(client: CountingClient, tmp_path: Path) -> Any:
+    """``@flow`` bound to the test's client and a results folder of its own."""
+    results = str(tmp_path / "results" / "{flow_run_id}" / "{task_run_id}")
+
+    def decorate(fn: Any = None, **options: Any) -> Any:
+        options = {"client": client, "result_storage": results, **options}
+        return _flow(fn, **options) if fn is not None else _flow(**options)
+
+    return decorate
+
+
+def recorded(client: CountingClient, state: State) -> FlowRunView:
+    assert state.flow_run_id is not None
+    return FlowRunView.from_flow_run_id(state.flow_run_id, client=client)
+
+
+@task
+def add_one(x: int) -> int:
+    return x + 1
+
+
+# Seed 003, "Return data"
+
+
+def test_calling_a_task_returns_data(client: CountingClient, flow: Any) -> None:
+    @flow
+    def my_flow() -> int:
+        result = add_one(1)  # return int
+        return result
+
+    state = my_flow(return_state=True)
+    assert state.result() == 2 and my_flow() == 2
+    run = recorded(client, state)
+    assert run.state.is_completed()
+    assert [s.name for s in run.states] == ["Scheduled", "Pending", "Running", "Completed"]
+    task_run = run.get_task_run("add_one-1")
+    assert task_run.state.is_completed() and task_run.get_result() == 2
+    assert task_run.state.task_run_id == task_run.task_run_id
+
+
+def test_calling_a_nested_flow_returns_data(client: CountingClient, flow: Any) -> None:
+    @flow
+    def nested_flow() -> int:
+        return 42
+
+    @flow
+    def my_flow() -> int:
+        result = nested_flow()  # return data
+        return result
+
+    state = my_flow(return_state=True)
+    assert state.result() == 42
+    parent = recorded(client, state)
+    link = parent.get_task_run("nested_flow-1")
+    assert link.state.is_completed() and link.get_result() == 42
+    children = client.execute(documents.TASK_RUN_IDS, {"flow_run_id": str(parent.flow_run_id)})[
+        "task_run"
+    ]
+    assert [c["id"] for c in children] == [str(link.task_run_id)]
+
+
+# Seed 003, "Return Prefect state"
+
+
+def test_return_state_gives_a_state(client: CountingClient, flow: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow
+    def my_flow() -> int:
+        state = add_one(1, return_state=True)  # return State
+        seen["state"] = state
+        result = state.result()  # return int
+        return result
+
+    assert my_flow() == 2
+    state = seen["state"]
+    assert isinstance(state, State) and state.is_completed()
+    assert state.task_run_id is not None and state.flow_run_id is not None
+    assert TaskRunView.from_task_run_id(state.task_run_id, client=client).get_result() == 2
+
+
+def test_a_nested_flow_with_return_state(client: CountingClient, flow: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow
+    def nested_flow() -> int:
+        return 42
+
+    @flow
+    def my_flow() -> int:
+        state = nested_flow(return_state=True)  # return State
+        seen["state"] = state
+        result = state.result()  # return int
+        return result
+
+    assert my_flow() == 42
+    nested = recorded(client, seen["state"])
+    assert nested.flow_name == "nested_flow" and nested.parent_task_run_id is not None
+
+
+# Seed 003, "Return a PrefectFuture"
+
+
+def test_submit_gives_a_future(client: CountingClient, flow: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow
+    def my_flow() -> int:
+        future = add_one.submit(1)  # return PrefectFuture
+        seen["state"] = future.wait()  # return State
+        result = future.result()  # return data
+        return result
+
+    state = my_flow(return_state=True)
+    assert state.result() == 2
+    assert seen["state"].is_completed() and seen["state"].name == "Completed"
+    assert recorded(client, state).get_task_run("add_one-1").get_result() == 2
+
+
+# Seed 003, "Final state determination"
+
+
+@task
+def boom() -> None:
+    raise ValueError("boom")
+
+
+def test_an_exception_in_the_flow_fails_it(client: CountingClient, flow: Any) -> None:
+    @flow
+    def failing() -> None:
+        raise KeyError("missing")
+
+    state = failing(return_state=True)
+    assert state.is_failed() and "KeyError" in (state.message or "")
+    with pytest.raises(KeyError):
+        state.result()
+    with pytest.raises(KeyError):
+        failing()
+    assert recorded(client, state).state.is_failed()
+
+
+def test_none_returned_follows_the_task_runs(client: CountingClient, flow: Any) -> None:
+    @flow
+    def swallowed() -> None:
+        add_one(1)
+        boom.submit()  # never awaited: its state still decides
+
+    @flow
+    def fine() -> None:
+        add_one(1)
+
+    failed = swallowed(return_state=True)
+    assert failed.is_failed() and failed.message == "1 of 2 task runs failed."
+    assert recorded(client, failed).state.is_failed()
+    assert fine(return_state=True).is_completed()
+
+
+def test_a_cancelled_task_run_cancels_a_flow_that_returns_none(
+    client: CountingClient, flow: Any
+) -> None:
+    @flow
+    def nested() -> State:
+        return Cancelled("not needed")
+
+    @flow
+    def outer() -> None:
+        boom.submit()
+        nested(return_state=True)
+
+    @flow
+    def raising() -> None:
+        nested()  # without return_state, a cancelled nested flow raises here
+
+    state = outer(return_state=True)
+    assert state.is_cancelled() and "1 of 2 task runs cancelled" in (state.message or "")
+    assert recorded(client, state).state.is_cancelled()
+    failed = raising(return_state=True)
+    assert failed.is_failed() and "RunCancelled" in (failed.message or "")
+
+
+def test_a_returned_state_is_used(client: CountingClient, flow: Any) -> None:
+    @flow
+    def manual() -> State:
+        return Failed("decided by the flow")
+
+    @flow
+    def completed() -> State:
+        boom.submit()
+        return Completed("all good anyway")
+
+    state = manual(return_state=True)
+    assert state.is_failed() and state.message == "decided by the flow"
+    assert recorded(client, state).state.message == "decided by the flow"
+    assert completed(return_state=True).is_completed()
+
+
+def test_any_other_return_value_completes_the_flow(client: CountingClient, flow: Any) -> None:
+    @flow
+    def returns_despite_failure() -> str:
+        boom.submit()
+        return "done"
+
+    state = returns_despite_failure(return_state=True)
+    assert state.is_completed() and state.result() == "done"
+    run = recorded(client, state)
+    assert run.state.result() == "done"  # read back from the flow run's result location
+
+
+# Seed 001, eager style
+
+
+def test_seed_001_foo_and_mapped_inc(client: CountingClient, flow: Any) -> None:
+    @task
+    def foo() -> str:
+        return "foobar!"
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @flow(name="example-mapped")
+    def example() -> None:
+        foo()
+        inc.map([0, 1, 2, 3, 4, 5])
+
+    state = example(return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.flow_run_id
+    assert (
+        TaskRunView.from_task_slug("foo-1", flow_run_id=flow_run_id, client=client).get_result()
+        == "foobar!"
+    )
+    inc_parent = TaskRunView.from_task_slug("inc-1", flow_run_id=flow_run_id, client=client)
+    assert inc_parent.state.is_completed() and inc_parent.get_result() == [1, 2, 3, 4, 5, 6]
+    inc_child = TaskRunView.from_task_slug(
+        "inc-1", flow_run_id=flow_run_id, map_index=2, client=client
+    )
+    assert inc_child.get_result() == 3
+    assert [c.get_result() for c in inc_parent.iter_mapped()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_map_zips_iterables_and_passes_unmapped_whole(client: CountingClient, flow: Any) -> None:
+    @task
+    def add(x: int, y: int, scale: int) -> int:
+        return (x + y) * scale
+
+    @flow
+    def mapped() -> list[int]:
+        return add.map([1, 2, 3], y=[10, 20, 30], scale=unmapped(2)).result()
+
+    assert mapped() == [22, 44, 66]
+    assert add.map([1], y=[1], scale=unmapped(1)) == [2]  # outside a flow: plain calls
+
+
+# Retries, timeouts, dependencies, slugs
+
+
+def test_retries_follow_the_server(client: CountingClient, flow: Any) -> None:
+    calls: list[int] = []
+
+    @task(retries=2, retry_delay_seconds=0.05)
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ValueError(f"attempt {len(calls)}")
+        return "ok"
+
+    @flow
+    def retrying() -> str:
+        return flaky()
+
+    state = retrying(return_state=True)
+    assert state.result() == "ok" and len(calls) == 3
+    view = recorded(client, state).get_task_run("flaky-1")
+    assert view.run_count == 3
+    assert view.state.name == "Completed"
+
+
+def test_a_task_that_overruns_times_out(client: CountingClient, flow: Any) -> None:
+    import time
+
+    @task(timeout_seconds=0.2)
+    def slow() -> None:
+        time.sleep(2)
+
+    @flow
+    def waiting() -> None:
+        slow()
+
+    state = waiting(return_state=True)
+    assert state.is_failed() and "TimedOut" in (state.message or "")
+    task_run = recorded(client, state).get_task_run("slow-1")
+    assert (task_run.state.type, task_run.state.name) == ("FAILED", "TimedOut")
+
+
+def test_futures_as_arguments_are_dependencies(client: CountingClient, flow: Any) -> None:
+    @flow
+    def chain() -> int:
+        first = add_one.submit(1)
+        second = add_one.submit(first)
+        return add_one(second)
+
+    @flow
+    def broken_chain() -> None:
+        add_one.submit(boom.submit())
+
+    assert chain() == 4
+    state = broken_chain(return_state=True)
+    assert state.is_failed()
+    downstream = recorded(client, state).get_task_run("add_one-1")
+    assert downstream.state.is_failed() and "Not run" in (downstream.state.message or "")
+
+
+def test_slugs_count_calls_per_task(client: CountingClient, flow: Any) -> None:
+    @flow
+    def many() -> None:
+        add_one(1)
+        add_one.submit(2).wait()
+        add_one(3)
+
+    run = recorded(client, many(return_state=True))
+    slugs = [v.task_slug for v in run.get_all_task_runs()]
+    assert slugs == ["add_one-1", "add_one-2", "add_one-3"]
+    assert run.parameters == {} and run.flow_name == "many"
+
+
+def test_results_go_to_the_flows_storage_and_the_server_keeps_the_reference(
+    client: CountingClient, flow: Any, tmp_path: Path
+) -> None:
+    @flow(result_storage=str(tmp_path / "custom" / "{flow_name}" / "{task_slug}"))
+    def stored() -> int:
+        return add_one(41)
+
+    state = stored(return_state=True)
+    task_run = recorded(client, state).get_task_run("add_one-1")
+    assert task_run.state.result_ref is not None
+    assert task_run.state.result_ref.location == str(tmp_path / "custom" / "stored" / "add_one-1")
+    assert Path(task_run.state.result_ref.location).exists()
+
+
+def test_a_task_outside_a_flow_is_a_plain_function() -> None:
+    assert add_one(1) == 2
+    with pytest.raises(RuntimeError, match="runs inside a flow"):
+        add_one.submit(1)
+
+
+def test_parameters_are_recorded(client: CountingClient, flow: Any) -> None:
+    @flow
+    def greet(name: str, when: dt.date = dt.date(2026, 1, 1)) -> str:
+        return f"hello {name}"
+
+    state = greet("marvin", return_state=True)
+    assert recorded(client, state).parameters == {
+        "name": "marvin",
+        "when": "datetime.date(2026, 1, 1)",
+    }
+
+
+def test_a_result_that_cannot_be_stored_fails_the_run(client: CountingClient, flow: Any) -> None:
+    @task(result_serializer="json")
+    def unserializable() -> set[int]:
+        return {1, 2}
+
+    @flow
+    def storing() -> None:
+        unserializable()
+
+    state = storing(return_state=True)
+    assert state.is_failed() and "TypeError" in (state.message or "")
+    task_run = recorded(client, state).get_task_run("unserializable-1")
+    assert task_run.state.is_failed()
+    assert "not JSON serializable" in (task_run.state.message or "")
