@@ -1,17 +1,27 @@
-"""runview's Python SDK: inspect runs (views), talk to the server (clients), keep results.
+"""runview's Python SDK: run flows and tasks, inspect runs, keep results on your storage.
 
-    from sdk import FlowRunView, TaskRunView
+    from sdk import flow, task, FlowRunView
 
-    flow_run = FlowRunView.from_flow_run_id("...")
-    flow_run.get_task_run("say_hello-1").get_result()
+    @task
+    def add_one(x):
+        return x + 1
+
+    @flow
+    def my_flow():
+        return add_one(1)
+
+    state = my_flow(return_state=True)
+    FlowRunView.from_flow_run_id(state.flow_run_id).get_task_run("add_one-1").get_result()
 
 With ``RUNVIEW_API_URL`` unset everything runs embedded: the backend inside this process,
 over ``$RUNVIEW_HOME/runview.db``.
 """
 
 from sdk.client import AsyncClient, Client
+from sdk.flows import Flow, Parameter, flow
 from sdk.results import ResultRef, ResultStorage
 from sdk.states import State
+from sdk.tasks import Task, task, unmapped
 from sdk.views import NOT_LOADED, FlowRunView, LogRecord, TaskRunView
 
 __all__ = [
@@ -20,8 +30,14 @@ __all__ = [
     "Client",
     "FlowRunView",
     "LogRecord",
+    "Flow",
+    "Parameter",
     "ResultRef",
     "ResultStorage",
     "State",
+    "Task",
     "TaskRunView",
+    "flow",
+    "task",
+    "unmapped",
 ]

@@ -1,4 +1,4 @@
-"""``@flow``: a function whose calls are recorded flow runs.
+"""``@flow`` and ``Flow``: functions (or recorded graphs) whose runs are recorded flow runs.
 
 Calling a flow runs it and returns its data (``return_state=True``: its final State). Its
 final state follows the seed's rules: an exception fails it; returning None lets its task
@@ -11,26 +11,38 @@ Example::
     @flow
     def my_flow():
         return add_one(1)  # 2
+
+    with Flow("example-mapped") as graph_flow:   # the graph style (seed 001)
+        inc.map([0, 1, 2, 3, 4, 5])
+    graph_flow.run()                              # the flow's final State
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any
 
-from sdk.client import Client
+from sdk import documents
+from sdk.client import Client, default_client
 from sdk.results import ResultStorage
 from sdk.runtime import engine
+from sdk.runtime.graph import GRAPH, Graph, Parameter
 from sdk.runtime.task_runners import TaskRunner, ThreadPoolTaskRunner
+from sdk.states import State
+
+__all__ = ["Flow", "Parameter", "flow"]
 
 
 class Flow:
-    """A flow; see the module docstring. Build it with ``@flow``."""
+    """A flow; see the module docstring. Build it with ``@flow``, or ``Flow("name")`` as a
+    context manager that records a graph of task calls."""
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | str,
         *,
         name: str | None = None,
         result_storage: ResultStorage | str | None = None,
@@ -39,8 +51,13 @@ class Flow:
         timeout_seconds: float | None = None,
         client: Client | None = None,
     ) -> None:
+        self.graph: Graph | None = None
+        if isinstance(fn, str):
+            self.graph = Graph()
+            name, fn = fn, self.graph.run
         self.fn = fn
         self.name = name or fn.__name__
+        self._recording: Token[Graph | None] | None = None
         if isinstance(result_storage, str):
             result_storage = ResultStorage(result_storage, serializer=result_serializer)
         self.result_storage = result_storage
@@ -48,13 +65,44 @@ class Flow:
         self.task_runner = task_runner or ThreadPoolTaskRunner()
         self.timeout_seconds = timeout_seconds
         self.client = client
-        functools.update_wrapper(self, fn)
+        if self.graph is None:
+            functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         return engine.run_flow(self, args, kwargs, return_state)
+
+    # The graph style
+
+    def __enter__(self) -> Flow:
+        if self.graph is None:
+            raise TypeError(f"{self!r} wraps a function; only Flow('name') records a graph.")
+        self._recording = GRAPH.set(self.graph)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._recording is not None
+        GRAPH.reset(self._recording)
+        self._recording = None
+
+    def run(self, parameters: dict[str, Any] | None = None) -> State:
+        """Run the flow; its final State (never raises for a failed run)."""
+        state: State = engine.run_flow(self, (), dict(parameters or {}), return_state=True)
+        return state
+
+    def register(self) -> uuid.UUID:
+        """Record the flow (and, for a graph, its tasks) in the backend; the flow's id."""
+        client = self.client or default_client()
+        tasks = [
+            {"slug": node.slug, "mapped": node.mapped}
+            for node in (self.graph.nodes if self.graph else [])
+        ]
+        answer = client.execute(
+            documents.CREATE_FLOW, {"input": {"name": self.name, "tasks": tasks}}
+        )
+        return uuid.UUID(answer["create_flow"]["id"])
 
 
 def flow(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

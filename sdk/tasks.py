@@ -23,6 +23,8 @@ from sdk.results import ResultStorage
 from sdk.runtime import engine
 from sdk.runtime.context import FLOW_RUN, TASK_RUN, FlowRunContext
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
+from sdk.runtime.graph import GRAPH
+from sdk.states import State
 
 
 class unmapped:  # noqa: N801 - reads as a marker at the call site, like Prefect's
@@ -67,6 +69,9 @@ class Task:
         return f"Task({self.name!r})"
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+        graph = GRAPH.get()
+        if graph is not None:
+            return graph.record(self, args, kwargs, mapped=False)
         ctx = FLOW_RUN.get()
         if ctx is None or TASK_RUN.get() is not None:
             return self.fn(*args, **kwargs)
@@ -81,6 +86,12 @@ class Task:
     def map(self, *iterables: Any, **kwargs: Any) -> RunviewFutureList | list[Any]:
         """One child task run per item (positional and keyword iterables are zipped;
         ``unmapped(value)`` is passed whole). Inside a flow: the children's futures."""
+        graph = GRAPH.get()
+        if graph is not None:
+            return graph.record(self, iterables, kwargs, mapped=True)  # type: ignore[return-value]
+        # Mapping over an upstream task's output: wait for it to know how many children.
+        iterables = tuple(_value(item) for item in iterables)
+        kwargs = {key: _value(item) for key, item in kwargs.items()}
         calls = _calls(self.name, iterables, kwargs)
         ctx = FLOW_RUN.get()
         if ctx is None or TASK_RUN.get() is not None:
@@ -106,6 +117,10 @@ class Task:
         if self.result_serializer is not None:
             return ResultStorage(ctx.storage.template, serializer=self.result_serializer)
         return ctx.storage
+
+
+def _value(item: Any) -> Any:
+    return engine.resolve(item) if isinstance(item, RunviewFuture | State) else item
 
 
 def _inside_a_flow(task: Task, what: str) -> FlowRunContext:

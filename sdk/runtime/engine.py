@@ -285,6 +285,20 @@ def _summary(states: list[State], what: str) -> dict[str, Any] | None:
     return None
 
 
+def _parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
+    """The call's arguments by parameter name, ``**kwargs`` spread out, defaults filled in."""
+    signature = inspect.signature(fn)
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    parameters: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            parameters.update(value)
+        else:
+            parameters[name] = value
+    return parameters
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
@@ -315,14 +329,13 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
             return state if return_state else state.result()
         parent_task_run = (created["id"], created["version"] + 1)
 
-    bound = inspect.signature(flow.fn).bind(*args, **kwargs)
-    bound.apply_defaults()
+    parameters = _parameters(flow.fn, args, kwargs)
     run = client.execute(
         documents.CREATE_FLOW_RUN,
         {
             "input": {
                 "flow_name": flow.name,
-                "parameters": _jsonable(dict(bound.arguments)),
+                "parameters": _jsonable(parameters),
                 "idempotency_key": str(uuid.uuid4()),
                 "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
             }

@@ -393,3 +393,74 @@ def test_a_result_that_cannot_be_stored_fails_the_run(client: CountingClient, fl
     task_run = recorded(client, state).get_task_run("unserializable-1")
     assert task_run.state.is_failed()
     assert "not JSON serializable" in (task_run.state.message or "")
+
+
+# Seed 001, graph style
+
+
+def graph_flow(name: str, client: CountingClient, tmp_path: Path) -> Any:
+    from sdk import Flow
+
+    return Flow(name, client=client, result_storage=str(tmp_path / "g" / "{task_run_id}"))
+
+
+def test_seed_001_mapped_inc_in_the_graph_style(client: CountingClient, tmp_path: Path) -> None:
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    with graph_flow("example-mapped", client, tmp_path) as flow:
+        inc.map([0, 1, 2, 3, 4, 5])
+
+    state = flow.run()
+    assert state.is_completed() and state.flow_run_id is not None
+    inc_parent = TaskRunView.from_task_slug("inc-1", flow_run_id=state.flow_run_id, client=client)
+    assert inc_parent.get_result() == [1, 2, 3, 4, 5, 6]
+    inc_child = TaskRunView.from_task_slug(
+        "inc-1", flow_run_id=state.flow_run_id, map_index=2, client=client
+    )
+    assert inc_child.get_result() == 3
+
+
+def test_graph_values_flow_between_calls_and_parameters(
+    client: CountingClient, tmp_path: Path
+) -> None:
+    from sdk import Parameter
+
+    @task
+    def create_some_data(n: int) -> list[int]:
+        return list(range(n))
+
+    @task
+    def total(values: list[int], offset: int) -> int:
+        return sum(values) + offset
+
+    with graph_flow("child", client, tmp_path) as flow:
+        data = create_some_data(Parameter("n", default=5))
+        doubled = add_one.map(data)
+        total(doubled, offset=100)
+
+    state = flow.run()
+    assert state.is_completed()
+    run = recorded(client, state)
+    assert run.get_task_run("create_some_data-1").get_result() == [0, 1, 2, 3, 4]
+    assert run.get_task_run("total-1").get_result() == 100 + sum(range(1, 6))
+    state = flow.run(parameters={"n": 2})
+    assert recorded(client, state).get_task_run("total-1").get_result() == 100 + 1 + 2
+    assert recorded(client, state).parameters == {"n": 2}
+    with pytest.raises(Exception, match=r"\['m'\] are not Parameters of this flow"):
+        flow.run(parameters={"m": 1}).result()
+
+
+def test_register_records_the_graphs_tasks(client: CountingClient, tmp_path: Path) -> None:
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    with graph_flow("registered", client, tmp_path) as flow:
+        inc.map([1, 2])
+        add_one(1)
+    flow_id = flow.register()
+    tasks = client.execute(documents.CREATE_FLOW, {"input": {"name": "registered"}})["create_flow"]
+    assert tasks["id"] == str(flow_id)
+    assert [node.slug for node in flow.graph.nodes] == ["inc-1", "add_one-1"]
