@@ -20,6 +20,7 @@ over ``$RUNVIEW_HOME/runview.db``.
 from sdk.client import AsyncClient, Client
 from sdk.flows import Flow, Parameter, flow
 from sdk.results import ResultRef, ResultStorage
+from sdk.runtime.logs import get_run_logger
 from sdk.states import State
 from sdk.tasks import Task, task, unmapped
 from sdk.views import NOT_LOADED, FlowRunView, LogRecord, TaskRunView
@@ -38,6 +39,7 @@ __all__ = [
     "Task",
     "TaskRunView",
     "flow",
+    "get_run_logger",
     "task",
     "unmapped",
 ]

@@ -39,6 +39,7 @@ class FlowRunContext:
     # Everything whose state decides the flow's final state when it returns None.
     tracked: list[State | RunviewFuture] = field(default_factory=list)
     mapped_parents: list[MappedParent] = field(default_factory=list)
+    logs: Any = None  # the flow run's LogShipper
     _calls: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -35,6 +35,7 @@ from sdk.runtime.context import (
     TaskRunContext,
 )
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
+from sdk.runtime.logs import LogShipper
 from sdk.states import State
 
 
@@ -357,6 +358,7 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
         storage=flow.result_storage or ResultStorage(serializer=flow.result_serializer),
         task_runner=flow.task_runner.duplicate(),
     )
+    ctx.logs = LogShipper(client)
     token = FLOW_RUN.set(ctx)
     ctx.task_runner.start()
     value: Any = None
@@ -371,6 +373,7 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
         ctx.task_runner.shutdown(wait=True)
         FLOW_RUN.reset(token)
     _finish_mapped_parents(ctx)
+    ctx.logs.close()  # the logs are stored before the final state is
 
     memory: dict[str, Any] = {}
     if error is not None:

@@ -464,3 +464,61 @@ def test_register_records_the_graphs_tasks(client: CountingClient, tmp_path: Pat
     tasks = client.execute(documents.CREATE_FLOW, {"input": {"name": "registered"}})["create_flow"]
     assert tasks["id"] == str(flow_id)
     assert [node.slug for node in flow.graph.nodes] == ["inc-1", "add_one-1"]
+
+
+def test_a_cache_key_reuses_a_result_without_running(client: CountingClient, flow: Any) -> None:
+    runs: list[int] = []
+
+    def by_input(context: Any, parameters: dict[str, Any]) -> str:
+        return f"square:{parameters['x']}"
+
+    @task(cache_key_fn=by_input, cache_expiration=dt.timedelta(hours=1))
+    def square(x: int) -> int:
+        runs.append(x)
+        return x * x
+
+    @task(cache_key_fn=by_input, cache_expiration=dt.timedelta(seconds=-1))
+    def expired(x: int) -> int:
+        runs.append(-x)
+        return x
+
+    @flow
+    def cached() -> list[int]:
+        return [square(3), square(3), square(4), expired(5), expired(5)]
+
+    state = cached(return_state=True)
+    assert state.result() == [9, 9, 16, 5, 5]
+    assert runs == [3, 4, -5, -5]  # the second square(3) did not run; expired caches do
+    second = recorded(client, state).get_task_run("square-2")
+    assert (second.state.type, second.state.name) == ("COMPLETED", "Cached")
+    assert second.get_result() == 9 and second.run_count == 0
+    assert cached() == [9, 9, 16, 5, 5] and runs[4:] == [-5, -5]  # across flow runs too
+
+
+def test_run_logs_are_shipped_in_batches(client: CountingClient, flow: Any) -> None:
+    from sdk import get_run_logger
+
+    @task
+    def chatty(n: int) -> None:
+        logger = get_run_logger()
+        for i in range(n):
+            logger.info("line %d", i)
+
+    @flow
+    def logging_flow() -> None:
+        get_run_logger().warning("starting")
+        chatty(50)
+        chatty.submit(2).wait()
+
+    client.sent.clear()
+    state = logging_flow(return_state=True)
+    assert client.sent.count("write_run_logs") <= 2  # 53 records, one or two batches
+    logs = recorded(client, state).get_logs()
+    assert len(logs) == 53
+    assert (logs[0].level, logs[0].message, logs[0].task_run_id) == (30, "starting", None)
+    lines = [log for log in logs if log.name == "runview.runs.chatty-1"]
+    assert [log.message for log in lines] == [f"line {i}" for i in range(50)]
+    task_run = recorded(client, state).get_task_run("chatty-1")
+    assert {log.task_run_id for log in lines} == {task_run.task_run_id}
+    with pytest.raises(RuntimeError, match="inside a flow or a task"):
+        get_run_logger()

@@ -1,0 +1,112 @@
+"""Run logs: ``get_run_logger()`` inside flows and tasks, shipped to the server in batches.
+
+A record logged through a run logger carries its run's ids and its flow run's
+``LogShipper``; the shipper collects records and sends them with ``write_run_logs`` every
+second, whenever 1,000 are waiting, and once more when the flow run ends (before its final
+state is proposed, so the logs are there when the run returns). Records also propagate to
+the standard logging tree, so they show on the console as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+from typing import Any
+
+from sdk import documents
+from sdk.client import Client
+
+BATCH = 1_000
+INTERVAL_SECONDS = 1.0
+
+
+class LogShipper:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="runview-logs", daemon=True)
+        self._thread.start()
+
+    def add(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._records.append(record)
+            if len(self._records) >= BATCH:
+                self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(INTERVAL_SECONDS)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            records, self._records = self._records, []
+        for start in range(0, len(records), BATCH):
+            batch = records[start : start + BATCH]
+            try:
+                self.client.execute(documents.WRITE_RUN_LOGS, {"input": {"logs": batch}})
+            except Exception as error:  # logging must never break the run it describes
+                print(f"runview: could not ship {len(batch)} log records: {error}", file=sys.stderr)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+class RunLogHandler(logging.Handler):
+    """Hands records of run loggers to their flow run's shipper."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        shipper: LogShipper | None = getattr(record, "runview_shipper", None)
+        if shipper is None:
+            return
+        task_run_id = getattr(record, "task_run_id", None)
+        shipper.add(
+            {
+                "flow_run_id": str(record.flow_run_id),  # type: ignore[attr-defined]
+                "task_run_id": str(task_run_id) if task_run_id else None,
+                "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+                "level": record.levelno,
+                "name": record.name,
+                "message": self.format(record),
+            }
+        )
+
+
+_logger = logging.getLogger("runview.runs")
+_logger.addHandler(RunLogHandler())
+_logger.setLevel(logging.INFO)
+
+
+def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose records are stored with the current flow run (and task run).
+
+    Example::
+
+        @task
+        def load():
+            get_run_logger().info("loaded %d rows", 42)
+
+    Raises:
+        RuntimeError: Called outside a flow run.
+    """
+    from sdk.runtime.context import FLOW_RUN, TASK_RUN
+
+    flow_run, task_run = FLOW_RUN.get(), TASK_RUN.get()
+    if flow_run is None or flow_run.logs is None:
+        raise RuntimeError("get_run_logger() is for code running inside a flow or a task.")
+    extra = {
+        "runview_shipper": flow_run.logs,
+        "flow_run_id": flow_run.flow_run_id,
+        "task_run_id": task_run.task_run_id if task_run else None,
+    }
+    name = f"runview.runs.{task_run.task_slug if task_run else flow_run.flow.name}"
+    return logging.LoggerAdapter(logging.getLogger(name), extra)
