@@ -14,6 +14,8 @@
         ├── NoResultLocation      the run finished without a result location
         ├── ResultNotFound        nothing is stored at the location
         └── ResultUnreadable      something is there, but it does not deserialize
+
+    FlowRunCancelled (BaseException)  stops a flow that is being cancelled
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class RunFailed(RunviewError):
 
 class RunCancelled(RunviewError):
     """A run was cancelled; raised by ``State.result()``."""
+
+
+class FlowRunCancelled(BaseException):
+    """Raised inside a flow being cancelled, at its next task call, to stop it.
+
+    A BaseException, like KeyboardInterrupt, so that ``except Exception`` in user code does
+    not swallow it; the runtime catches it and ends the flow run Cancelled.
+    """
 
 
 class ResultError(RunviewError):

@@ -19,6 +19,9 @@ class SDKSettings(BaseSettings):
     api_key: str | None = None
     home: Path = Field(default_factory=lambda: Path.home() / ".runview")
     database_url: str | None = None
+    # How often a running flow run tells the server it is alive (and learns if it is being
+    # cancelled). Keep it well under the server's RUNVIEW_HEARTBEAT_TIMEOUT_SECONDS (90).
+    heartbeat_interval_seconds: float = 10.0
 
     @property
     def results_dir(self) -> Path:

@@ -75,13 +75,17 @@ class Task:
         ctx = FLOW_RUN.get()
         if ctx is None or TASK_RUN.get() is not None:
             return self.fn(*args, **kwargs)
+        ctx.check_cancelled()
         state = engine.run_task(ctx, self, ctx.next_slug(self.name), -1, args, kwargs)
         ctx.track(state)
+        ctx.check_cancelled()
         return state if return_state else state.result()
 
     def submit(self, *args: Any, **kwargs: Any) -> RunviewFuture:
         """Run on the flow's task runner; a future of the task run."""
-        return engine.submit_task(_inside_a_flow(self, "submit"), self, args, kwargs)
+        ctx = _inside_a_flow(self, "submit")
+        ctx.check_cancelled()
+        return engine.submit_task(ctx, self, args, kwargs)
 
     def map(self, *iterables: Any, **kwargs: Any) -> RunviewFutureList | list[Any]:
         """One child task run per item (positional and keyword iterables are zipped;
@@ -96,6 +100,7 @@ class Task:
         ctx = FLOW_RUN.get()
         if ctx is None or TASK_RUN.get() is not None:
             return [self.fn(*a, **k) for a, k in calls]
+        ctx.check_cancelled()
         return engine.map_task(ctx, self, calls)
 
     # Used by the engine

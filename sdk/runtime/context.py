@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdk.client import Client
+from sdk.exceptions import FlowRunCancelled
 from sdk.results import ResultStorage
 from sdk.runtime.futures import RunviewFuture
 from sdk.runtime.task_runners import TaskRunner
@@ -40,6 +41,8 @@ class FlowRunContext:
     tracked: list[State | RunviewFuture] = field(default_factory=list)
     mapped_parents: list[MappedParent] = field(default_factory=list)
     logs: Any = None  # the flow run's LogShipper
+    # Set once the server says the flow run is being cancelled: no new task runs start.
+    cancelling: threading.Event = field(default_factory=threading.Event)
     _calls: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +51,11 @@ class FlowRunContext:
         with self._lock:
             self._calls[name] += 1
             return f"{name}-{self._calls[name]}"
+
+    def check_cancelled(self) -> None:
+        """Raise ``FlowRunCancelled`` if the flow run is being cancelled."""
+        if self.cancelling.is_set():
+            raise FlowRunCancelled(f"flow run {self.flow_run_id} is being cancelled")
 
     def track(self, item: State | RunviewFuture) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ from typing import Any
 
 from sdk import documents
 from sdk.client import Client
+from sdk.exceptions import FlowRunCancelled
 from sdk.results import ResultStorage
 from sdk.runtime.context import (
     FLOW_RUN,
@@ -35,8 +36,9 @@ from sdk.runtime.context import (
     TaskRunContext,
 )
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
+from sdk.runtime.heartbeats import Heartbeat, notice_cancellation
 from sdk.runtime.logs import LogShipper
-from sdk.states import State
+from sdk.states import TERMINAL, State
 
 
 class UpstreamFailed(Exception):
@@ -167,6 +169,8 @@ def run_task(
 
     while True:
         change = propose(client, "task", task_run_id, version, {"type": "RUNNING"})
+        if change["status"] == "ABORTED":
+            notice_cancellation(ctx)  # the usual reason: the flow run is no longer running
         if change["status"] != "ACCEPTED":
             return _state(change, flow_run_id, run_uuid)
         version += 1
@@ -364,7 +368,10 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
     value: Any = None
     error: BaseException | None = None
     try:
-        value = _call(flow.fn, args, kwargs, flow.timeout_seconds)
+        with Heartbeat(ctx, client.settings.heartbeat_interval_seconds):
+            value = _call(flow.fn, args, kwargs, flow.timeout_seconds)
+    except FlowRunCancelled as cancelled:
+        error = cancelled
     except TaskTimedOut as timed_out:
         error = timed_out
     except Exception as raised:
@@ -376,9 +383,12 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
     ctx.logs.close()  # the logs are stored before the final state is
 
     memory: dict[str, Any] = {}
-    if error is not None:
+    proposed: dict[str, Any]
+    if ctx.cancelling.is_set():
+        proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
+    elif error is not None:
         name = "TimedOut" if isinstance(error, TaskTimedOut) else "Failed"
-        proposed: dict[str, Any] = {"type": "FAILED", "name": name, "message": _describe(error)}
+        proposed = {"type": "FAILED", "name": name, "message": _describe(error)}
         memory["exception"] = error
     elif isinstance(value, State):
         proposed = {"type": value.type, "name": value.name, "message": value.message}
@@ -389,9 +399,24 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
         proposed = summary
     else:
         proposed, memory = _flow_result(ctx, value)
-    change = propose(client, "flow", flow_run_id, version, proposed)
+    change = _propose_final(client, flow_run_id, version, proposed)
     state = _state(change, flow_run_id, **memory)
     return _finish(parent, parent_task_run, state, return_state, client)
+
+
+def _propose_final(
+    client: Client, flow_run_id: uuid.UUID, version: int, proposed: dict[str, Any]
+) -> dict[str, Any]:
+    """Propose a flow run's final state. The server may have moved the run meanwhile (to
+    Cancelling, after a cancel request): then propose again from its current version
+    (Cancelled, if it is being cancelled), unless the run is already over."""
+    change = propose(client, "flow", flow_run_id, version, proposed)
+    if change["status"] == "REJECTED" and change["state"]["type"] not in TERMINAL:
+        current = client.execute(documents.FLOW_RUN, {"id": str(flow_run_id)})["flow_run_by_pk"]
+        if current["state_type"] == "CANCELLING":  # cancelled after the last heartbeat
+            proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
+        change = propose(client, "flow", flow_run_id, current["version"], proposed)
+    return change
 
 
 def _flow_result(ctx: FlowRunContext, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:

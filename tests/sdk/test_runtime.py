@@ -522,3 +522,66 @@ def test_run_logs_are_shipped_in_batches(client: CountingClient, flow: Any) -> N
     assert {log.task_run_id for log in lines} == {task_run.task_run_id}
     with pytest.raises(RuntimeError, match="inside a flow or a task"):
         get_run_logger()
+
+
+def test_a_flow_run_being_cancelled_stops_and_ends_cancelled(
+    client: CountingClient, flow: Any
+) -> None:
+    import threading
+    import time
+
+    from sdk.runtime.context import FLOW_RUN
+
+    client.settings.heartbeat_interval_seconds = 0.05
+    steps: list[int] = []
+    flow_run_ids: list[Any] = []
+
+    @task
+    def step(i: int) -> int:
+        steps.append(i)
+        time.sleep(0.02)
+        return i
+
+    @flow
+    def long() -> None:
+        ctx = FLOW_RUN.get()
+        assert ctx is not None
+        flow_run_ids.append(ctx.flow_run_id)
+        for i in range(500):
+            try:
+                step(i)
+            except Exception:  # user code that swallows errors cannot swallow cancellation
+                pass
+
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(state=long(return_state=True)))
+    runner.start()
+    while len(steps) < 3:
+        time.sleep(0.01)
+    answer = client.execute(
+        documents.CANCEL_FLOW_RUN, {"input": {"flow_run_id": str(flow_run_ids[0])}}
+    )["cancel_flow_run"]
+    assert answer["state"]["name"] == "Cancelling"
+    runner.join(timeout=30)
+    state = outcome["state"]
+    assert state.is_cancelled() and len(steps) < 500
+    run = recorded(client, state)
+    assert [s.name for s in run.states][-2:] == ["Cancelling", "Cancelled"]
+    assert all(v.state.is_final() for v in run.get_all_task_runs())
+
+
+def test_a_cancel_after_the_last_heartbeat_still_ends_cancelled(
+    client: CountingClient, flow: Any
+) -> None:
+    from sdk.runtime.context import FLOW_RUN
+
+    @flow
+    def quick() -> int:
+        ctx = FLOW_RUN.get()
+        assert ctx is not None
+        client.execute(documents.CANCEL_FLOW_RUN, {"input": {"flow_run_id": str(ctx.flow_run_id)}})
+        return 1  # no task call and no heartbeat notice the cancellation before the end
+
+    state = quick(return_state=True)
+    assert state.is_cancelled()
+    assert recorded(client, state).state.is_cancelled()
