@@ -41,6 +41,7 @@ class FlowRunContext:
     tracked: list[State | RunviewFuture] = field(default_factory=list)
     mapped_parents: list[MappedParent] = field(default_factory=list)
     logs: Any = None  # the flow run's LogShipper
+    batcher: Any = None  # the flow run's StateBatcher
     # Set once the server says the flow run is being cancelled: no new task runs start.
     cancelling: threading.Event = field(default_factory=threading.Event)
     _calls: Counter[str] = field(default_factory=Counter)

@@ -28,6 +28,7 @@ from sdk import documents
 from sdk.client import Client
 from sdk.exceptions import FlowRunCancelled
 from sdk.results import ResultStorage
+from sdk.runtime.batching import StateBatcher
 from sdk.runtime.context import (
     FLOW_RUN,
     TASK_RUN,
@@ -52,7 +53,14 @@ class TaskTimedOut(TimeoutError):
 def propose(
     client: Client, kind: str, run_id: Any, version: int, state: dict[str, Any]
 ) -> dict[str, Any]:
-    """Propose ``state`` for a run; the server's answer ``{id, status, message, state}``."""
+    """Propose ``state`` for a run; the server's answer ``{id, status, message, state}``.
+
+    Task runs of a running flow run go through its ``StateBatcher``; the rest (flow runs,
+    and the parent's task run of a nested flow, proposed from outside it) directly.
+    """
+    ctx = FLOW_RUN.get()
+    if kind == "task" and ctx is not None and ctx.batcher is not None:
+        return ctx.batcher.propose(run_id, version, state)
     document = documents.SET_TASK_RUN_STATES if kind == "task" else documents.SET_FLOW_RUN_STATES
     proposal = {f"{kind}_run_id": str(run_id), "version": version, "state": state}
     answer = client.execute(document, {"input": {"states": [proposal]}})
@@ -363,6 +371,7 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
         task_runner=flow.task_runner.duplicate(),
     )
     ctx.logs = LogShipper(client)
+    ctx.batcher = StateBatcher(client)
     token = FLOW_RUN.set(ctx)
     ctx.task_runner.start()
     value: Any = None
@@ -378,8 +387,9 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
         error = raised
     finally:
         ctx.task_runner.shutdown(wait=True)
+        _finish_mapped_parents(ctx)
         FLOW_RUN.reset(token)
-    _finish_mapped_parents(ctx)
+        ctx.batcher.close()
     ctx.logs.close()  # the logs are stored before the final state is
 
     memory: dict[str, Any] = {}

@@ -9,7 +9,6 @@ workers with their parents.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +33,13 @@ class ThreadPoolTaskRunner(TaskRunner):
     """Runs task runs on a pool of threads (the default).
 
     Args:
-        max_workers: Threads in the pool; default ``min(32, cpu count + 4)``.
+        max_workers: Threads in the pool; default 32. Task runs mostly wait (on storage, on
+            the server, on other systems), so threads pay off beyond the core count; and
+            the more run at once, the more state proposals share a request.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self.max_workers = max_workers or 32
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def duplicate(self) -> ThreadPoolTaskRunner:
