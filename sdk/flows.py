@@ -28,7 +28,7 @@ from typing import Any
 from sdk import documents
 from sdk.client import Client, default_client
 from sdk.results import ResultStorage
-from sdk.runtime import engine
+from sdk.runtime import flow_engine
 from sdk.runtime.graph import GRAPH, Graph, Parameter
 from sdk.runtime.task_runners import TaskRunner, ThreadPoolTaskRunner
 from sdk.states import State
@@ -72,7 +72,7 @@ class Flow:
         return f"Flow({self.name!r})"
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
-        return engine.run_flow(self, args, kwargs, return_state)
+        return flow_engine.run_flow(self, args, kwargs, return_state)
 
     # The graph style
 
@@ -89,7 +89,7 @@ class Flow:
 
     def run(self, parameters: dict[str, Any] | None = None) -> State:
         """Run the flow; its final State (never raises for a failed run)."""
-        state: State = engine.run_flow(self, (), dict(parameters or {}), return_state=True)
+        state: State = flow_engine.run_flow(self, (), dict(parameters or {}), return_state=True)
         return state
 
     def register(self) -> uuid.UUID:

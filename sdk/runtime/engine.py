@@ -1,4 +1,5 @@
-"""The engine: runs task runs and flow runs, proposing every state to the server.
+"""The engine: runs task runs, proposing every state to the server (flow runs are in
+``sdk.runtime.flow_engine``).
 
 The server decides. The engine proposes a state, then does what the answer says:
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import inspect
-import json
 import threading
 import time
 import uuid
@@ -26,9 +25,6 @@ from typing import Any
 
 from sdk import documents
 from sdk.client import Client
-from sdk.exceptions import FlowRunCancelled
-from sdk.results import ResultStorage
-from sdk.runtime.batching import StateBatcher
 from sdk.runtime.context import (
     FLOW_RUN,
     TASK_RUN,
@@ -37,9 +33,8 @@ from sdk.runtime.context import (
     TaskRunContext,
 )
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
-from sdk.runtime.heartbeats import Heartbeat, notice_cancellation
-from sdk.runtime.logs import LogShipper
-from sdk.states import TERMINAL, State
+from sdk.runtime.heartbeats import notice_cancellation
+from sdk.states import State
 
 
 class UpstreamFailed(Exception):
@@ -68,7 +63,7 @@ def propose(
     return change
 
 
-def _state(
+def state_after(
     change: dict[str, Any],
     flow_run_id: uuid.UUID,
     task_run_id: uuid.UUID | None = None,
@@ -98,7 +93,7 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def _call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
+def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
     """Call ``fn``; with a timeout it runs in a thread that is abandoned if it overruns
     (Python cannot stop a thread; the run is recorded TimedOut and the engine moves on)."""
     if timeout is None:
@@ -121,7 +116,7 @@ def _call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None)
     return outcome.get("value")
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
@@ -173,23 +168,23 @@ def run_task(
         change = propose(
             client, "task", task_run_id, version, {"type": "FAILED", "message": message}
         )
-        return _state(change, flow_run_id, run_uuid, exception=upstream)
+        return state_after(change, flow_run_id, run_uuid, exception=upstream)
 
     while True:
         change = propose(client, "task", task_run_id, version, {"type": "RUNNING"})
         if change["status"] == "ABORTED":
             notice_cancellation(ctx)  # the usual reason: the flow run is no longer running
         if change["status"] != "ACCEPTED":
-            return _state(change, flow_run_id, run_uuid)
+            return state_after(change, flow_run_id, run_uuid)
         version += 1
         if change["state"]["type"] == "COMPLETED":  # Cached: the server gave us a result
-            return _state(change, flow_run_id, run_uuid)
+            return state_after(change, flow_run_id, run_uuid)
 
         token = TASK_RUN.set(TaskRunContext(run_uuid, slug, map_index))
         error: BaseException | None = None
         value: Any = None
         try:
-            value = _call(task.fn, args, kwargs, task.timeout_seconds)
+            value = call(task.fn, args, kwargs, task.timeout_seconds)
             # Persisting the result is part of the attempt: a run whose result cannot be
             # stored did not complete.
             ref = task.storage(ctx).write(
@@ -202,9 +197,9 @@ def run_task(
             )
         except TaskTimedOut as timed_out:
             error = timed_out
-            proposed = {"type": "FAILED", "name": "TimedOut", "message": _describe(timed_out)}
+            proposed = {"type": "FAILED", "name": "TimedOut", "message": describe(timed_out)}
         except Exception as raised:
-            error, proposed = raised, {"type": "FAILED", "message": _describe(raised)}
+            error, proposed = raised, {"type": "FAILED", "message": describe(raised)}
         else:
             details = task.cache_details()
             proposed = {"type": "COMPLETED", "result": ref.to_dict(), "details": details}
@@ -218,8 +213,8 @@ def run_task(
                 _wait_until(change["state"].get("details") or {})
                 continue
         if error is None:
-            return _state(change, flow_run_id, run_uuid, data=value)
-        return _state(change, flow_run_id, run_uuid, exception=error)
+            return state_after(change, flow_run_id, run_uuid, data=value)
+        return state_after(change, flow_run_id, run_uuid, exception=error)
 
 
 def submit_task(ctx: FlowRunContext, task: Any, args: Any, kwargs: Any) -> RunviewFuture:
@@ -276,14 +271,14 @@ def map_task(
     return futures
 
 
-def _finish_mapped_parents(ctx: FlowRunContext) -> None:
+def finish_mapped_parents(ctx: FlowRunContext) -> None:
     for parent in ctx.mapped_parents:
         states = [child.wait() for child in parent.children]
-        proposed = _summary(states, what="children") or {"type": "COMPLETED"}
+        proposed = summarize(states, what="children") or {"type": "COMPLETED"}
         propose(ctx.client, "task", parent.task_run_id, parent.version, proposed)
 
 
-def _summary(states: list[State], what: str) -> dict[str, Any] | None:
+def summarize(states: list[State], what: str) -> dict[str, Any] | None:
     """The seed's rule for a flow that returns nothing: any cancelled -> Cancelled; else any
     failed -> Failed; else None (Completed)."""
     cancelled = [s for s in states if s.is_cancelled()]
@@ -296,173 +291,3 @@ def _summary(states: list[State], what: str) -> dict[str, Any] | None:
     if failed:
         return {"type": "FAILED", "message": f"{len(failed)} of {len(states)} {what} failed."}
     return None
-
-
-def _parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
-    """The call's arguments by parameter name, ``**kwargs`` spread out, defaults filled in."""
-    signature = inspect.signature(fn)
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    parameters: dict[str, Any] = {}
-    for name, value in bound.arguments.items():
-        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-            parameters.update(value)
-        else:
-            parameters[name] = value
-    return parameters
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=repr))
-
-
-def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
-    """Run a flow (top-level or nested in the current flow run) and record it."""
-    from sdk.client import default_client
-
-    parent = FLOW_RUN.get()
-    client = parent.client if parent is not None else flow.client or default_client()
-    client.execute(documents.CREATE_FLOW, {"input": {"name": flow.name}})
-
-    parent_task_run: tuple[str, int] | None = None
-    if parent is not None:
-        created = client.execute(
-            documents.GET_OR_CREATE_TASK_RUN,
-            {
-                "input": {
-                    "flow_run_id": str(parent.flow_run_id),
-                    "task_slug": parent.next_slug(flow.name),
-                }
-            },
-        )["get_or_create_task_run"]
-        change = propose(client, "task", created["id"], created["version"], {"type": "RUNNING"})
-        if change["status"] != "ACCEPTED":
-            state = _state(change, parent.flow_run_id, uuid.UUID(created["id"]))
-            parent.track(state)
-            return state if return_state else state.result()
-        parent_task_run = (created["id"], created["version"] + 1)
-
-    parameters = _parameters(flow.fn, args, kwargs)
-    run = client.execute(
-        documents.CREATE_FLOW_RUN,
-        {
-            "input": {
-                "flow_name": flow.name,
-                "parameters": _jsonable(parameters),
-                "idempotency_key": str(uuid.uuid4()),
-                "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
-            }
-        },
-    )["create_flow_run"]
-    flow_run_id, version = uuid.UUID(run["id"]), 1
-    for state_type in ("PENDING", "RUNNING"):
-        change = propose(client, "flow", flow_run_id, version, {"type": state_type})
-        if change["status"] != "ACCEPTED":
-            return _finish(
-                parent, parent_task_run, _state(change, flow_run_id), return_state, client
-            )
-        version += 1
-
-    ctx = FlowRunContext(
-        client=client,
-        flow=flow,
-        flow_run_id=flow_run_id,
-        storage=flow.result_storage or ResultStorage(serializer=flow.result_serializer),
-        task_runner=flow.task_runner.duplicate(),
-    )
-    ctx.logs = LogShipper(client)
-    ctx.batcher = StateBatcher(client)
-    token = FLOW_RUN.set(ctx)
-    ctx.task_runner.start()
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        with Heartbeat(ctx, client.settings.heartbeat_interval_seconds):
-            value = _call(flow.fn, args, kwargs, flow.timeout_seconds)
-    except FlowRunCancelled as cancelled:
-        error = cancelled
-    except TaskTimedOut as timed_out:
-        error = timed_out
-    except Exception as raised:
-        error = raised
-    finally:
-        ctx.task_runner.shutdown(wait=True)
-        _finish_mapped_parents(ctx)
-        FLOW_RUN.reset(token)
-        ctx.batcher.close()
-    ctx.logs.close()  # the logs are stored before the final state is
-
-    memory: dict[str, Any] = {}
-    proposed: dict[str, Any]
-    if ctx.cancelling.is_set():
-        proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
-    elif error is not None:
-        name = "TimedOut" if isinstance(error, TaskTimedOut) else "Failed"
-        proposed = {"type": "FAILED", "name": name, "message": _describe(error)}
-        memory["exception"] = error
-    elif isinstance(value, State):
-        proposed = {"type": value.type, "name": value.name, "message": value.message}
-        if value.result_ref is not None:
-            proposed["result"] = value.result_ref.to_dict()
-        memory = {"data": value.data, "exception": value.exception}
-    elif value is None and (summary := _summary(ctx.states(), what="task runs")) is not None:
-        proposed = summary
-    else:
-        proposed, memory = _flow_result(ctx, value)
-    change = _propose_final(client, flow_run_id, version, proposed)
-    state = _state(change, flow_run_id, **memory)
-    return _finish(parent, parent_task_run, state, return_state, client)
-
-
-def _propose_final(
-    client: Client, flow_run_id: uuid.UUID, version: int, proposed: dict[str, Any]
-) -> dict[str, Any]:
-    """Propose a flow run's final state. The server may have moved the run meanwhile (to
-    Cancelling, after a cancel request): then propose again from its current version
-    (Cancelled, if it is being cancelled), unless the run is already over."""
-    change = propose(client, "flow", flow_run_id, version, proposed)
-    if change["status"] == "REJECTED" and change["state"]["type"] not in TERMINAL:
-        current = client.execute(documents.FLOW_RUN, {"id": str(flow_run_id)})["flow_run_by_pk"]
-        if current["state_type"] == "CANCELLING":  # cancelled after the last heartbeat
-            proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
-        change = propose(client, "flow", flow_run_id, current["version"], proposed)
-    return change
-
-
-def _flow_result(ctx: FlowRunContext, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Persist a flow's return value: Completed with its reference, or Failed if it cannot
-    be stored."""
-    try:
-        ref = ctx.storage.write(
-            value,
-            flow_run_id=ctx.flow_run_id,
-            task_run_id="flow-result",
-            task_slug="flow-result",
-            flow_name=ctx.flow.name,
-        )
-    except Exception as error:
-        return {"type": "FAILED", "message": _describe(error)}, {"exception": error}
-    return {"type": "COMPLETED", "result": ref.to_dict()}, {"data": value}
-
-
-def _finish(
-    parent: FlowRunContext | None,
-    parent_task_run: tuple[str, int] | None,
-    state: State,
-    return_state: bool,
-    client: Client,
-) -> Any:
-    """Mirror a nested flow run's final state on its parent task run; return as asked."""
-    if parent is not None and parent_task_run is not None:
-        mirrored: dict[str, Any] = {
-            "type": state.type,
-            "name": state.name,
-            "message": state.message,
-        }
-        if state.result_ref is not None:
-            mirrored["result"] = state.result_ref.to_dict()
-        propose(client, "task", parent_task_run[0], parent_task_run[1], mirrored)
-        parent.track(state)
-    if return_state:
-        return state
-    return state.result()
