@@ -17,7 +17,9 @@ With ``RUNVIEW_API_URL`` unset everything runs embedded: the backend inside this
 over ``$RUNVIEW_HOME/runview.db``.
 """
 
+from sdk.agent import Agent
 from sdk.client import AsyncClient, Client
+from sdk.flow_runs import create_flow_run, get_task_run_result, wait_for_flow_run
 from sdk.flows import Flow, Parameter, flow
 from sdk.results import ResultRef, ResultStorage
 from sdk.runtime.logs import get_run_logger
@@ -27,6 +29,7 @@ from sdk.views import NOT_LOADED, FlowRunView, LogRecord, TaskRunView
 
 __all__ = [
     "NOT_LOADED",
+    "Agent",
     "AsyncClient",
     "Client",
     "FlowRunView",
@@ -38,8 +41,11 @@ __all__ = [
     "State",
     "Task",
     "TaskRunView",
+    "create_flow_run",
     "flow",
     "get_run_logger",
+    "get_task_run_result",
     "task",
     "unmapped",
+    "wait_for_flow_run",
 ]

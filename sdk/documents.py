@@ -206,9 +206,10 @@ CANCEL_FLOW_RUN = Document(
 CLAIM_FLOW_RUNS = Document(
     "claim_flow_runs",
     """mutation claim_flow_runs($input: claim_flow_runs_input!) {
-      claim_flow_runs(input: $input) { flow_runs { ...flow_run_fields } }
-    }"""
-    + FLOW_RUN_FIELDS,
+      claim_flow_runs(input: $input) {
+        flow_runs { id name version parameters flow { name entrypoint } }
+      }
+    }""",
     retry=False,  # runs claimed by a lost answer would stay Pending with nobody to run them
 )
 

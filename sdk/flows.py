@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 import uuid
 from collections.abc import Callable
 from contextvars import Token
@@ -92,17 +93,38 @@ class Flow:
         state: State = flow_engine.run_flow(self, (), dict(parameters or {}), return_state=True)
         return state
 
-    def register(self) -> uuid.UUID:
-        """Record the flow (and, for a graph, its tasks) in the backend; the flow's id."""
+    def register(self, entrypoint: str | None = None) -> uuid.UUID:
+        """Record the flow (and, for a graph, its tasks) in the backend; the flow's id.
+
+        Args:
+            entrypoint: Where an agent finds the flow, ``path/to/file.py:name``. Default:
+                found from where the flow is defined (a graph flow: the variable that holds
+                it in the module calling ``register``).
+        """
         client = self.client or default_client()
         tasks = [
             {"slug": node.slug, "mapped": node.mapped}
             for node in (self.graph.nodes if self.graph else [])
         ]
+        if entrypoint is None:
+            entrypoint = self.entrypoint(inspect.stack()[1].frame.f_globals)
         answer = client.execute(
-            documents.CREATE_FLOW, {"input": {"name": self.name, "tasks": tasks}}
+            documents.CREATE_FLOW,
+            {"input": {"name": self.name, "tasks": tasks, "entrypoint": entrypoint}},
         )
         return uuid.UUID(answer["create_flow"]["id"])
+
+    def entrypoint(self, namespace: dict[str, Any] | None = None) -> str | None:
+        """``path/to/file.py:name`` for this flow, if it can be found."""
+        if self.graph is None:
+            path = inspect.getsourcefile(self.fn)
+            return f"{path}:{self.fn.__name__}" if path else None
+        namespace = namespace or {}
+        path = namespace.get("__file__")
+        for name, value in namespace.items():
+            if value is self and path:
+                return f"{path}:{name}"
+        return None
 
 
 def flow(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

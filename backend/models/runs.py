@@ -44,7 +44,8 @@ async def create_flow(
     tasks: Sequence[Mapping[str, Any]] = (),
 ) -> Row[Any]:
     """Create the flow ``name`` or update it; its version goes up when its entrypoint or its
-    task list changes. Tasks are matched by slug and never deleted (runs refer to them)."""
+    task list changes. Fields left out keep their value. Tasks are matched by slug and never
+    deleted (runs refer to them)."""
     flow = tables.flow
     inserted = await conn.execute(
         _insert_on_conflict(conn, flow)
@@ -54,13 +55,20 @@ async def create_flow(
     )
     created = inserted.one_or_none() is not None
     row = (await conn.execute(sa.select(flow).where(flow.c.name == name).with_for_update())).one()
-    changed = row.entrypoint != entrypoint
+    # Fields left out (None) keep their value: a runtime upserting its flow by name must not
+    # erase the entrypoint a registration recorded.
+    changed = entrypoint is not None and row.entrypoint != entrypoint
     for spec in tasks:
         changed |= await _upsert_task(conn, row.id, spec)
-    values: dict[str, Any] = {"description": description, "entrypoint": entrypoint}
+    values: dict[str, Any] = {
+        key: value
+        for key, value in (("description", description), ("entrypoint", entrypoint))
+        if value is not None
+    }
     if changed and not created:
         values["version"] = row.version + 1
-    await conn.execute(sa.update(flow).where(flow.c.id == row.id).values(values))
+    if values:
+        await conn.execute(sa.update(flow).where(flow.c.id == row.id).values(values))
     return (await conn.execute(sa.select(flow).where(flow.c.id == row.id))).one()
 
 

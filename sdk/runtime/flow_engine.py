@@ -48,16 +48,30 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
 
-def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
-    """Run a flow (top-level or nested in the current flow run) and record it."""
+def run_flow(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    return_state: bool,
+    claimed: tuple[uuid.UUID, int] | None = None,
+    client: Client | None = None,
+) -> Any:
+    """Run a flow (top-level or nested in the current flow run) and record it.
+
+    ``claimed`` is (id, version) of a flow run an agent claimed (Pending): the flow runs
+    as that run instead of creating one.
+    """
     from sdk.client import default_client
 
     parent = FLOW_RUN.get()
-    client = parent.client if parent is not None else flow.client or default_client()
-    client.execute(documents.CREATE_FLOW, {"input": {"name": flow.name}})
+    client = client or (parent.client if parent is not None else flow.client or default_client())
+    if claimed is None:
+        # Recording where the flow is defined lets an agent run it later by name.
+        flow_input = {"name": flow.name, "entrypoint": flow.entrypoint()}
+        client.execute(documents.CREATE_FLOW, {"input": flow_input})
 
     parent_task_run: tuple[str, int] | None = None
-    if parent is not None:
+    if parent is not None and claimed is None:
         created = client.execute(
             documents.GET_OR_CREATE_TASK_RUN,
             {
@@ -74,20 +88,24 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], return_st
             return state if return_state else state.result()
         parent_task_run = (created["id"], created["version"] + 1)
 
-    parameters = _parameters(flow.fn, args, kwargs)
-    run = client.execute(
-        documents.CREATE_FLOW_RUN,
-        {
-            "input": {
-                "flow_name": flow.name,
-                "parameters": _jsonable(parameters),
-                "idempotency_key": str(uuid.uuid4()),
-                "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
-            }
-        },
-    )["create_flow_run"]
-    flow_run_id, version = uuid.UUID(run["id"]), 1
-    for state_type in ("PENDING", "RUNNING"):
+    if claimed is None:
+        parameters = _parameters(flow.fn, args, kwargs)
+        run = client.execute(
+            documents.CREATE_FLOW_RUN,
+            {
+                "input": {
+                    "flow_name": flow.name,
+                    "parameters": _jsonable(parameters),
+                    "idempotency_key": str(uuid.uuid4()),
+                    "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
+                }
+            },
+        )["create_flow_run"]
+        flow_run_id, version = uuid.UUID(run["id"]), 1
+        steps: tuple[str, ...] = ("PENDING", "RUNNING")
+    else:
+        (flow_run_id, version), steps = claimed, ("RUNNING",)
+    for state_type in steps:
         change = propose(client, "flow", flow_run_id, version, {"type": state_type})
         if change["status"] != "ACCEPTED":
             return _finish(
