@@ -20,6 +20,7 @@ class GetOrCreateTaskRunInput:
     max_retries: int | None = None
     retry_delay_seconds: float | None = None
     cache_key: str | None = None
+    tags: list[str] | None = None
 
 
 @strawberry.type(name="get_or_create_task_run_payload")
@@ -74,6 +75,7 @@ class Mutation:
                 max_retries=input.max_retries,
                 retry_delay_seconds=input.retry_delay_seconds,
                 cache_key=input.cache_key,
+                tags=input.tags,
             )
         return GetOrCreateTaskRunPayload(
             id=row.id, version=row.version, state=row.state, serialized_state=row.serialized_state

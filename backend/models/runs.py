@@ -196,6 +196,7 @@ async def get_or_create_task_run(
     max_retries: int | None = None,
     retry_delay_seconds: float | None = None,
     cache_key: str | None = None,
+    tags: Sequence[str] | None = None,
     now: dt.datetime | None = None,
 ) -> Row[Any]:
     """The task run of ``task_slug`` in a flow run (and map index), created Pending if new.
@@ -220,6 +221,8 @@ async def get_or_create_task_run(
         if retry_delay_seconds < 0:
             raise InputError(f"retry_delay_seconds {retry_delay_seconds!r} must be zero or more.")
         spec["retry_delay_seconds"] = retry_delay_seconds
+    if tags is not None:
+        spec["tags"] = list(tags)
     await _upsert_task(conn, flow_id, spec)
     task = (
         await conn.execute(

@@ -157,6 +157,7 @@ def run_task(
                     "max_retries": task.retries,
                     "retry_delay_seconds": task.retry_delay_seconds,
                     "cache_key": None if upstream else task.cache_key(ctx, args, kwargs),
+                    "tags": task.tags,
                 }
             },
         )["get_or_create_task_run"]

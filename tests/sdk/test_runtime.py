@@ -361,6 +361,36 @@ def test_results_go_to_the_flows_storage_and_the_server_keeps_the_reference(
     assert Path(task_run.state.result_ref.location).exists()
 
 
+def test_task_options_are_recorded_on_the_task(client: CountingClient, flow: Any) -> None:
+    @task(name="tagged", tags=["etl", "daily"], retries=3, retry_delay_seconds=2.5)
+    def anything() -> int:
+        return 1
+
+    @flow
+    def options() -> None:
+        anything()
+
+    state = options(return_state=True)
+    query = documents.Document(
+        "test_task_options",
+        "query ($id: uuid!) { task_run(where: {flow_run_id: {_eq: $id}}) { task { slug name"
+        " tags max_retries retry_delay_seconds } } }",
+        retry=True,
+    )
+    rows = client.execute(query, {"id": str(state.flow_run_id)})["task_run"]
+    assert rows == [
+        {
+            "task": {
+                "slug": "tagged-1",
+                "name": "tagged",
+                "tags": ["etl", "daily"],
+                "max_retries": 3,
+                "retry_delay_seconds": 2.5,
+            }
+        }
+    ]
+
+
 def test_a_task_outside_a_flow_is_a_plain_function() -> None:
     assert add_one(1) == 2
     with pytest.raises(RuntimeError, match="runs inside a flow"):
