@@ -30,7 +30,6 @@ from backend.errors import InputError
 from backend.orchestration.rules import (
     FLOW_RUN_POLICY,
     TASK_RUN_POLICY,
-    Policy,
     Proposal,
     Run,
     Status,
@@ -73,15 +72,7 @@ async def set_flow_run_state(
     now: dt.datetime | None = None,
 ) -> StateChange:
     """Propose ``state`` (serialized) for a flow run believed to be at ``version``."""
-    now = now or utcnow()
-    table = tables.flow_run
-    row = (
-        await conn.execute(sa.select(table).where(table.c.id == flow_run_id).with_for_update())
-    ).one_or_none()
-    if row is None:
-        return _missing("flow run", flow_run_id)
-    run = Run(id=row.id, state=current_state(row), version=row.version)
-    return await _decide(conn, table, row, run, version, state, FLOW_RUN_POLICY, now)
+    return (await set_states(conn, "flow_run", [(flow_run_id, version, state)], now=now))[0]
 
 
 async def set_task_run_state(
@@ -93,92 +84,190 @@ async def set_task_run_state(
     now: dt.datetime | None = None,
 ) -> StateChange:
     """Propose ``state`` (serialized) for a task run believed to be at ``version``."""
-    now = now or utcnow()
-    task_run, task, flow_run = tables.task_run, tables.task, tables.flow_run
-    statement = (
-        sa.select(
-            task_run,
-            task.c.max_retries,
-            task.c.retry_delay_seconds,
-            flow_run.c.state_type.label("flow_run_state_type"),
-        )
-        .join(task, task.c.id == task_run.c.task_id)
-        .join(flow_run, flow_run.c.id == task_run.c.flow_run_id)
-        .where(task_run.c.id == task_run_id)
-        .with_for_update(of=task_run)
-    )
-    row = (await conn.execute(statement)).one_or_none()
-    if row is None:
-        return _missing("task run", task_run_id)
-    run = Run(
-        id=row.id,
-        state=current_state(row),
-        version=row.version,
-        run_count=row.run_count,
-        max_retries=row.max_retries,
-        retry_delay_seconds=row.retry_delay_seconds,
-        flow_run_state_type=StateType(row.flow_run_state_type),
-        cached=await _cached_result(conn, row, now) if _proposes(state, "RUNNING") else None,
-    )
-    return await _decide(conn, task_run, row, run, version, state, TASK_RUN_POLICY, now)
+    return (await set_states(conn, "task_run", [(task_run_id, version, state)], now=now))[0]
 
 
-def _proposes(state: Any, state_type: str) -> bool:
-    return isinstance(state, dict) and state.get("type") == state_type
-
-
-def _missing(kind: str, id: uuid.UUID) -> StateChange:
-    return StateChange(id, Status.ABORTED, f"{kind} {str(id)!r} does not exist.", None)
-
-
-async def _decide(
+async def set_states(
     conn: AsyncConnection,
-    table: sa.Table,
-    row: Row[Any],
-    run: Run,
-    version: int,
-    data: Any,
-    policy: Policy,
+    kind: str,
+    proposals: Sequence[tuple[uuid.UUID, int, Any]],
+    *,
+    now: dt.datetime | None = None,
+) -> list[StateChange]:
+    """Judge many proposals, each on its own and in order, in the caller's transaction.
+
+    A fixed number of statements whatever the batch size: one read that locks every run
+    named (in id order, so two batches naming the same runs queue rather than deadlock), one
+    read of the cache candidates, then one multi-row UPDATE of the runs and one INSERT of
+    their history. Proposals are decided in order against in-memory snapshots, so a second
+    proposal for the same run sees the outcome of the first.
+    """
+    now = now or utcnow()
+    table = tables.metadata.tables[kind]
+    policy = FLOW_RUN_POLICY if kind == "flow_run" else TASK_RUN_POLICY
+    runs = await _lock_and_read(conn, kind, sorted({id for id, _, _ in proposals}))
+    cached = await _cache_candidates(conn, runs.values(), proposals, now)
+    changes: list[StateChange] = []
+    history: list[dict[str, Any]] = []
+    ended: dict[str, list[uuid.UUID]] = {}  # effect state name -> flow run ids
+    for run_id, version, data in proposals:
+        run = runs.get(run_id)
+        if run is None:
+            message = f"{kind.replace('_', ' ')} {str(run_id)!r} does not exist."
+            changes.append(StateChange(run_id, Status.ABORTED, message, None))
+            continue
+        try:
+            proposed = State.parse(data, now)
+        except InputError as error:
+            changes.append(StateChange(run_id, Status.REJECTED, str(error), run.state.serialize()))
+            continue
+        hit = cached.get(run.cache_key) if run.cache_key else None
+        snapshot = run.snapshot(hit if proposed.type is StateType.RUNNING else None)
+        proposal = policy.decide(
+            Proposal(run=snapshot, proposed=proposed, version=version, now=now)
+        )
+        if proposal.status is Status.ACCEPTED:
+            run.accept(proposal.state, now)
+            history.append(history_row(kind, run_id, proposal.state, run.version))
+            for effect in proposal.effects:
+                ended.setdefault(effect.name, []).append(run_id)
+        changes.append(
+            StateChange(run_id, proposal.status, proposal.reason, proposal.in_force.serialize())
+        )
+    changed = [run for run in runs.values() if run.changed]
+    if changed:
+        await conn.execute(
+            sa.update(table).where(table.c.id == sa.bindparam("_id")),
+            [run.values() for run in changed],
+        )
+        await conn.execute(sa.insert(tables.metadata.tables[f"{kind}_state"]), history)
+    for name, flow_run_ids in ended.items():
+        await finish_task_runs(conn, flow_run_ids, name, f"Its flow run is {name}.", now=now)
+    return changes
+
+
+class _RunSnapshot:
+    """A run as read under the lock, updated in memory as its proposals are accepted."""
+
+    def __init__(self, kind: str, row: Any) -> None:
+        self.kind = kind
+        self.id = row.id
+        self.state = current_state(row)
+        self.version = row.version
+        self.run_count = getattr(row, "run_count", 0)
+        self.start_time = row.start_time
+        self.end_time = row.end_time
+        self.scheduled_start_time = getattr(row, "scheduled_start_time", None)
+        self.cache_key = getattr(row, "cache_key", None)
+        self.max_retries = getattr(row, "max_retries", 0)
+        self.retry_delay_seconds = getattr(row, "retry_delay_seconds", 0.0)
+        flow_state = getattr(row, "flow_run_state_type", None)
+        self.flow_run_state_type = StateType(flow_state) if flow_state else None
+        self.changed = False
+        self.updated = row.updated
+
+    def snapshot(self, cached: tuple[uuid.UUID, ResultRef] | None) -> Run:
+        return Run(
+            id=self.id,
+            state=self.state,
+            version=self.version,
+            run_count=self.run_count,
+            max_retries=self.max_retries,
+            retry_delay_seconds=self.retry_delay_seconds,
+            flow_run_state_type=self.flow_run_state_type,
+            cached=cached if cached and cached[0] != self.id else None,
+        )
+
+    def accept(self, state: State, now: dt.datetime) -> None:
+        self.state, self.version, self.changed = state, self.version + 1, True
+        if state.type is StateType.RUNNING:
+            self.start_time = self.start_time or now
+            self.run_count += 1
+        if state.terminal:
+            self.end_time = now
+        if state.scheduled_time is not None and self.scheduled_start_time is not None:
+            self.scheduled_start_time = state.scheduled_time
+        self.updated = now
+
+    def values(self) -> dict[str, Any]:
+        """The run row's new values, as executemany parameters (the same keys for every run)."""
+        values = {
+            "_id": self.id,
+            "state": self.state.name,
+            "state_type": self.state.type.value,
+            "state_message": self.state.message,
+            "state_timestamp": self.state.timestamp,
+            "serialized_state": self.state.serialize(),
+            "version": self.version,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "updated": self.updated,
+        }
+        if self.kind == "task_run":
+            values["run_count"] = self.run_count
+        else:
+            values["scheduled_start_time"] = self.scheduled_start_time
+        return values
+
+
+async def _lock_and_read(
+    conn: AsyncConnection, kind: str, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, _RunSnapshot]:
+    if kind == "flow_run":
+        table = tables.flow_run
+        statement = sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id)
+        statement = statement.with_for_update()
+    else:
+        task_run, task, flow_run = tables.task_run, tables.task, tables.flow_run
+        statement = (
+            sa.select(
+                task_run,
+                task.c.max_retries,
+                task.c.retry_delay_seconds,
+                flow_run.c.state_type.label("flow_run_state_type"),
+            )
+            .join(task, task.c.id == task_run.c.task_id)
+            .join(flow_run, flow_run.c.id == task_run.c.flow_run_id)
+            .where(task_run.c.id.in_(ids))
+            .order_by(task_run.c.id)
+            .with_for_update(of=task_run)
+        )
+    rows = (await conn.execute(statement)).all()
+    return {row.id: _RunSnapshot(kind, row) for row in rows}
+
+
+async def _cache_candidates(
+    conn: AsyncConnection,
+    runs: Any,
+    proposals: Sequence[tuple[uuid.UUID, int, Any]],
     now: dt.datetime,
-) -> StateChange:
-    try:
-        proposed = State.parse(data, now)
-    except InputError as error:
-        return StateChange(run.id, Status.REJECTED, str(error), run.state.serialize())
-    proposal = policy.decide(Proposal(run=run, proposed=proposed, version=version, now=now))
-    if proposal.status is Status.ACCEPTED:
-        await _write(conn, table, row, proposal.state, now)
-        for effect in proposal.effects:
-            await finish_task_runs(conn, [run.id], effect.name, effect.message, now=now)
-    return StateChange(run.id, proposal.status, proposal.reason, proposal.in_force.serialize())
-
-
-async def _write(
-    conn: AsyncConnection, table: sa.Table, row: Row[Any], state: State, now: dt.datetime
-) -> None:
-    values: dict[str, Any] = {
-        "state": state.name,
-        "state_type": state.type.value,
-        "state_message": state.message,
-        "state_timestamp": state.timestamp,
-        "serialized_state": state.serialize(),
-        "version": row.version + 1,
-        "updated": now,
+) -> dict[str, tuple[uuid.UUID, ResultRef]]:
+    """For every cache key of a run proposed RUNNING: the newest Completed run with that key,
+    if its cache has not expired. One query for the whole batch."""
+    running = {
+        id for id, _, data in proposals if isinstance(data, dict) and data.get("type") == "RUNNING"
     }
-    if state.type is StateType.RUNNING:
-        if row.start_time is None:
-            values["start_time"] = now
-        if "run_count" in table.c:
-            values["run_count"] = row.run_count + 1
-    if state.terminal:
-        values["end_time"] = now
-    if state.scheduled_time is not None and "scheduled_start_time" in table.c:
-        values["scheduled_start_time"] = state.scheduled_time
-    await conn.execute(sa.update(table).where(table.c.id == row.id).values(values))
-    history = tables.metadata.tables[f"{table.name}_state"]
-    await conn.execute(
-        sa.insert(history).values(history_row(table.name, row.id, state, row.version + 1))
+    keys = {run.cache_key for run in runs if run.cache_key and run.id in running}
+    if not keys:
+        return {}
+    table = tables.task_run
+    statement = (
+        sa.select(table.c.id, table.c.cache_key, table.c.serialized_state)
+        .where(table.c.cache_key.in_(keys), table.c.state_type == StateType.COMPLETED.value)
+        .order_by(table.c.end_time.desc())
     )
+    newest: dict[str, Any] = {}
+    for row in (await conn.execute(statement)).all():
+        newest.setdefault(row.cache_key, row)
+    found: dict[str, tuple[uuid.UUID, ResultRef]] = {}
+    for key, row in newest.items():
+        serialized = row.serialized_state or {}
+        expiration = (serialized.get("details") or {}).get("cache_expiration")
+        if expiration is not None and dt.datetime.fromisoformat(expiration) <= now:
+            continue
+        if serialized.get("result"):
+            found[key] = (row.id, ResultRef.parse(serialized["result"]))
+    return found
 
 
 def history_row(run_table: str, run_id: uuid.UUID, state: State, version: int) -> dict[str, Any]:
@@ -194,34 +283,6 @@ def history_row(run_table: str, run_id: uuid.UUID, state: State, version: int) -
         "serialized_state": state.serialize(),
         "version": version,
     }
-
-
-async def _cached_result(
-    conn: AsyncConnection, row: Row[Any], now: dt.datetime
-) -> tuple[uuid.UUID, ResultRef] | None:
-    """The newest Completed run with this run's cache key, if its cache has not expired."""
-    if row.cache_key is None:
-        return None
-    table = tables.task_run
-    statement = (
-        sa.select(table.c.id, table.c.serialized_state)
-        .where(
-            table.c.cache_key == row.cache_key,
-            table.c.state_type == StateType.COMPLETED.value,
-            table.c.id != row.id,
-        )
-        .order_by(table.c.end_time.desc())
-        .limit(1)
-    )
-    source = (await conn.execute(statement)).one_or_none()
-    if source is None or not source.serialized_state:
-        return None
-    serialized = source.serialized_state
-    expiration = (serialized.get("details") or {}).get("cache_expiration")
-    if expiration is not None and dt.datetime.fromisoformat(expiration) <= now:
-        return None
-    result = serialized.get("result")
-    return (source.id, ResultRef.parse(result)) if result else None
 
 
 async def lock_unfinished(
@@ -303,25 +364,3 @@ async def finish_task_runs(
     task_run = tables.task_run
     ids = await lock_unfinished(conn, task_run, task_run.c.flow_run_id.in_(flow_run_ids))
     await force_states(conn, task_run, ids, name, message, now=now)
-
-
-async def set_states(
-    conn: AsyncConnection,
-    kind: str,
-    proposals: Sequence[tuple[uuid.UUID, int, Any]],
-    *,
-    now: dt.datetime | None = None,
-) -> list[StateChange]:
-    """Judge many proposals, each on its own, in order, in the caller's transaction.
-
-    The batch's rows are locked first, all at once and in id order: two batches naming the
-    same runs in different orders then queue instead of deadlocking.
-    """
-    table = tables.metadata.tables[kind]
-    ids = sorted({id for id, _, _ in proposals})
-    if len(ids) > 1:
-        await conn.execute(
-            sa.select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
-        )
-    setter = set_flow_run_state if kind == "flow_run" else set_task_run_state
-    return [await setter(conn, id, version, state, now=now) for id, version, state in proposals]

@@ -116,7 +116,7 @@ class Recorder:
         for child, value in zip(children, values, strict=True):
             ref = self.storage.write(value, flow_run_id=flow_run_id, task_run_id=child)
             completed.append((child, 1, {"type": "COMPLETED", "result": ref.to_dict()}))
-        # 1,000 proposals a request: each is judged one by one on the server (a few ms each).
+        # 1,000 proposals a request, as a runtime batches them.
         for start in range(0, len(completed), 1_000):
             self.propose(completed[start : start + 1_000])
         self.propose([(parent, 1, {"type": "RUNNING"})])
