@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import platform
 
-from bench import b1_read, b5_nesting
+from bench import b1_read, b2_write, b5_nesting
 from bench._common import postgres_version
 
 
@@ -14,6 +14,7 @@ def main() -> None:
     print(f"runview benchmarks, {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, {postgres_version()}")
     b1_read.main()
+    b2_write.main()
     b5_nesting.main()
 
 

@@ -1,15 +1,16 @@
-"""The one door through which a run's state changes: ``set_flow_run_state`` and
-``set_task_run_state``.
+"""The one door through which a run's state changes: ``set_states`` (and the one-proposal
+``set_flow_run_state`` / ``set_task_run_state``).
 
-Each call: locks the run row (``FOR UPDATE`` on PostgreSQL; on SQLite the write transaction
-of ``Database.begin`` already holds the database's write lock), reads what the rules need,
-lets the policy decide, and, if the proposal is accepted, appends the state to the history
-and updates the run row. Every call answers with the status, the reason, and the state now
-in force, so a client that lost a race learns what happened instead.
+A batch locks its runs (``FOR UPDATE`` on PostgreSQL, in id order; on SQLite the write
+transaction of ``Database.begin`` already holds the database's write lock), reads what the
+rules need, lets the policy decide each proposal in order, then writes the accepted states
+to the run rows and appends them to the history, in a fixed number of statements. Every
+proposal is answered with the status, the reason and the state now in force, so a client
+that lost a race learns what happened instead.
 
 ``force_states`` is the server's own door for the changes no client proposes (cancelling the
-task runs of a cancelled flow run, marking runs Late or Crashed); it writes history the same
-way.
+task runs of a cancelled flow run, claims, marking runs Late or Crashed); it writes history
+the same way.
 """
 
 from __future__ import annotations
