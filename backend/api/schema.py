@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type, merge_types
 from strawberry.utils.logging import StrawberryLogger
@@ -33,7 +34,13 @@ schema = _Schema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-    extensions=[mask_errors],
+    # Clients send the same few documents over and over (the SDK's are fixed): parsing and
+    # validating each once, not per request, saves about 1 ms a request (bench B2).
+    extensions=[
+        mask_errors,
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ],
 )
 
 
