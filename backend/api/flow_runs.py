@@ -128,9 +128,7 @@ class Mutation:
     ) -> HeartbeatPayload:
         async with info.context.db.begin() as conn:
             row = await models.record_heartbeat(conn, "flow_run", input.flow_run_id)
-        return HeartbeatPayload(
-            id=row.id, heartbeat=row.heartbeat, state=row.state, state_type=row.state_type
-        )
+        return HeartbeatPayload.of(row)
 
     @strawberry.mutation(
         description="For agents: move up to limit due flow runs to Pending and return them."

@@ -71,3 +71,7 @@ class HeartbeatPayload:
     heartbeat: dt.datetime
     state: str = strawberry.field(description="The run's state: Cancelling means stop.")
     state_type: str
+
+    @classmethod
+    def of(cls, row: Any) -> HeartbeatPayload:
+        return cls(id=row.id, heartbeat=row.heartbeat, state=row.state, state_type=row.state_type)

@@ -109,6 +109,4 @@ class Mutation:
     ) -> HeartbeatPayload:
         async with info.context.db.begin() as conn:
             row = await models.record_heartbeat(conn, "task_run", input.task_run_id)
-        return HeartbeatPayload(
-            id=row.id, heartbeat=row.heartbeat, state=row.state, state_type=row.state_type
-        )
+        return HeartbeatPayload.of(row)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sdk import FlowRunView, TaskRunView, documents
+from sdk.exceptions import InvalidInput
 from sdk.flows import flow as _flow
 from sdk.states import Cancelled, Completed, Failed, State
 from sdk.tasks import task, unmapped
@@ -478,7 +479,7 @@ def test_graph_values_flow_between_calls_and_parameters(
     state = flow.run(parameters={"n": 2})
     assert recorded(client, state).get_task_run("total-1").get_result() == 100 + 1 + 2
     assert recorded(client, state).parameters == {"n": 2}
-    with pytest.raises(Exception, match=r"\['m'\] are not Parameters of this flow"):
+    with pytest.raises(InvalidInput, match=r"\['m'\] are not Parameters of this flow"):
         flow.run(parameters={"m": 1}).result()
 
 
