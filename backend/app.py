@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 
+from backend.api.compiled import CompiledReads
 from backend.api.context import Context
+from backend.api.endpoint import GraphQLEndpoint
 from backend.api.schema import schema
 from backend.database import migrate
 from backend.database.engine import Database
@@ -87,11 +89,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.dispose()
 
     graphql = _GraphQL(schema, graphql_ide="graphiql")
+    reads = CompiledReads(schema._schema) if settings.compiled_reads else None
     return Starlette(
         routes=[
             Route("/", home),
             Route("/health", health),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", GraphQLEndpoint(graphql, reads), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
         lifespan=lifespan,

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # database, which nobody else manages; a shared PostgreSQL is upgraded deliberately
     # with `runview db upgrade`.
     upgrade_on_start: bool | None = None
+    # Answer read-only queries with one SQL statement that builds the JSON (backend.api.compiled);
+    # off, every query goes through Strawberry's executor.
+    compiled_reads: bool = True
     # Background services (Late marking, crash detection).
     run_services: bool = True
     services_interval_seconds: float = 5.0

@@ -55,13 +55,15 @@ def _list_of(item: Any) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """A Strawberry input value as plain data: dicts without UNSET fields, enum values."""
+    """An input value as plain data: dicts without UNSET fields, enum values."""
     if value is None or value is strawberry.UNSET:
         return None
     if isinstance(value, list):
         return [plain(item) for item in value]
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dict):  # graphql-core's coerced input objects (the compiled path)
+        return {key: plain(item) for key, item in value.items()}
     definition = get_object_definition(value)
     if definition is None:
         return value

@@ -20,6 +20,7 @@ meant to exclude.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,10 +107,23 @@ def _compare(
     return clauses
 
 
+@dataclass(frozen=True)
+class Param:
+    """A named placeholder in place of a comparison value, bound when the statement runs.
+
+    The compiled read path builds one statement per query shape and reuses it with new
+    values; building it is what costs (about 1 ms), not running it.
+    """
+
+    key: str
+
+
 def _bind(sql_column: Any, value: Any) -> Any:
     # A typed parameter rather than the bare value: SQLAlchemy treats a bare True/False as
     # the SQL constant (so `mapped <= true` would be refused), and the column's type must
     # convert the value (UTC timestamps, canonical JSON).
+    if isinstance(value, Param):
+        return sa.bindparam(value.key, type_=sql_column.type)
     return sa.bindparam(None, value, type_=sql_column.type)
 
 

@@ -1,0 +1,283 @@
+"""The compiled read path: a read-only query answered by ONE SQL statement.
+
+A query whose operation selects only the generated read fields (``T``, ``T_by_pk``,
+``T_aggregate``, their columns and relationships, ``__typename``) is answered here. The
+document is parsed and validated against the Strawberry schema as usual; its selection, with
+fragments, aliases, variables and ``@include``/``@skip`` resolved, becomes a
+``models.json_reads`` tree; the database builds the whole ``data`` JSON; and that text is
+sent as it comes, with no Python work per row or field.
+
+Everything else goes to Strawberry's executor, which stays the reference implementation:
+mutations, subscriptions, introspection, invalid documents, and every input the executor
+answers with an error (a malformed uuid, a null in a filter, a negative limit). Errors are
+thus worded and placed in one place only. A differential test holds the two paths to the
+same answers on both databases.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    BooleanValueNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    is_non_null_type,
+    parse,
+    validate,
+)
+from graphql.pyutils import Undefined
+from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
+
+from backend.api.tables import plain
+from backend.errors import InputError
+from backend.models import TABLES, Database, json_reads
+from backend.models.json_reads import Count, Fields, Obj, Row, Rows, Text, Unsupported, Value
+
+logger = logging.getLogger("runview.server")
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """A valid query operation and the fragments its document defines."""
+
+    node: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+
+
+class CompiledReads:
+    """Answers read-only queries in one statement, or says ``None``: use the executor."""
+
+    def __init__(self, schema: GraphQLSchema, cache_size: int = 512) -> None:
+        self.schema = schema
+        # Parsing and validating cost more than building the SQL; clients resend few documents.
+        self._prepare = functools.lru_cache(maxsize=cache_size)(self._prepare_uncached)
+
+    async def execute(
+        self,
+        db: Database,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> str | None:
+        """The JSON text of the answer's ``data``, or ``None`` if the executor must answer."""
+        try:
+            tree = self.tree(query, variables, operation_name)
+            if tree is None:
+                return None
+            async with db.connect() as conn:
+                return await json_reads.read_json(conn, tree)
+        except (InputError, Unsupported):
+            return None  # the executor words the error, or builds what one statement cannot
+        except Exception:  # a fault: the executor answers (and reports) it its own way
+            logger.exception("the compiled read path failed; answering with the executor")
+            return None
+
+    def tree(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> Obj | None:
+        """The ``json_reads`` tree of the query, or ``None`` if it is not a valid plain read.
+
+        Raises:
+            InputError, Unsupported: an argument the executor must judge, or a shape one
+                statement cannot build.
+        """
+        if not isinstance(variables, Mapping | None) or not isinstance(operation_name, str | None):
+            return None  # the executor says what is wrong with them
+        operation = self._prepare(query, operation_name)
+        if operation is None:
+            return None
+        values = self._variables(operation.node, variables or {})
+        walker = _Walker(self.schema, operation.fragments, values)
+        return Obj(walker.root(operation.node.selection_set))
+
+    def _prepare_uncached(self, query: str, operation_name: str | None) -> _Operation | None:
+        try:
+            document = parse(query)
+        except GraphQLError:
+            return None
+        if validate(self.schema, document):
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is not None:
+            operations = [o for o in operations if o.name and o.name.value == operation_name]
+        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        return _Operation(operations[0], fragments)
+
+    def _variables(
+        self, operation: OperationDefinitionNode, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The operation's variables coerced as graphql-core's executor coerces them."""
+        values: dict[str, Any] = {}
+        for definition in operation.variable_definitions or ():
+            name = definition.variable.name.value
+            kind = type_from_ast(self.schema, definition.type)
+            if name in inputs:
+                values[name] = coerce_input_value(inputs[name], kind)  # type: ignore[arg-type]
+            elif definition.default_value is not None:
+                values[name] = value_from_ast(definition.default_value, kind)  # type: ignore[arg-type]
+            elif is_non_null_type(kind):
+                raise Unsupported(f"variable ${name} is required")
+            if values.get(name) is Undefined:
+                raise Unsupported(f"variable ${name} is invalid")
+        return values
+
+
+class _Walker:
+    """Turns a validated selection into a ``json_reads`` tree, the way the executor reads it."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+
+    def root(self, selection_set: SelectionSetNode) -> Fields:
+        query_type = self.schema.query_type
+        assert query_type is not None
+        fields: list[tuple[str, Any]] = []
+        for key, nodes in self._collect([selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append((key, Text(query_type.name)))
+                continue
+            definition = query_type.fields.get(name)
+            if definition is None:  # __schema, __type: introspection is the executor's
+                raise Unsupported(f"the root field {name!r}")
+            arguments = self._arguments(definition, nodes[0])
+            if name in TABLES:
+                fields.append((key, Rows(name, self._row_fields(name, nodes), **arguments)))
+            elif name.endswith("_by_pk") and name.removesuffix("_by_pk") in TABLES:
+                table = name.removesuffix("_by_pk")
+                fields.append((key, Row(table, self._row_fields(table, nodes), **arguments)))
+            elif name.endswith("_aggregate") and name.removesuffix("_aggregate") in TABLES:
+                table = name.removesuffix("_aggregate")
+                fields.append((key, self._aggregate(table, nodes, arguments.get("where"))))
+            else:
+                raise Unsupported(f"the root field {name!r}")
+        return tuple(fields)
+
+    def _row_fields(self, table: str, parents: list[FieldNode]) -> Fields:
+        info = TABLES[table]
+        object_type = self.schema.get_type(table)
+        fields: list[tuple[str, Any]] = []
+        for key, nodes in self._collect(_selections(parents)).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append((key, Text(table)))
+            elif name in info.columns:
+                fields.append((key, Value(name)))
+            elif name in info.relationships:
+                relationship = info.relationships[name]
+                sub_fields = self._row_fields(relationship.target, nodes)
+                if relationship.many:
+                    definition = object_type.fields[name]  # type: ignore[union-attr]
+                    arguments = self._arguments(definition, nodes[0])
+                    node: Any = Rows(relationship.target, sub_fields, via=relationship, **arguments)
+                else:
+                    node = Row(relationship.target, sub_fields, via=relationship)
+                fields.append((key, node))
+            else:
+                raise Unsupported(f"the field {table}.{name}")
+        return tuple(fields)
+
+    def _aggregate(self, table: str, parents: list[FieldNode], where: Any) -> Obj:
+        fields: list[tuple[str, Any]] = []
+        for key, nodes in self._collect(_selections(parents)).items():
+            if nodes[0].name.value == "__typename":
+                fields.append((key, Text(f"{table}_aggregate")))
+                continue
+            inner: list[tuple[str, Any]] = []
+            for inner_key, inner_nodes in self._collect(_selections(nodes)).items():
+                if inner_nodes[0].name.value == "__typename":
+                    inner.append((inner_key, Text(f"{table}_aggregate_fields")))
+                else:
+                    inner.append((inner_key, Count(table, where)))
+            fields.append((key, Obj(tuple(inner))))
+        return Obj(tuple(fields))
+
+    def _arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
+        """The field's arguments as plain data; absent ones are left out."""
+        arguments: dict[str, Any] = {}
+        for argument in node.arguments or ():
+            name = argument.name.value
+            if isinstance(argument.value, VariableNode):
+                if argument.value.name.value not in self.variables:
+                    continue  # an optional variable not given: the argument is absent
+                value = self.variables[argument.value.name.value]
+            else:
+                value = value_from_ast(argument.value, definition.args[name].type, self.variables)
+            if value is Undefined:
+                raise Unsupported(f"the argument {name}")
+            arguments[name] = plain(value)
+        return arguments
+
+    def _collect(self, selection_sets: Iterable[SelectionSetNode]) -> dict[str, list[FieldNode]]:
+        """Fields by response key, in order, through fragments and @include/@skip (the
+        spec's CollectFields; every type here is an object type, so every fragment that
+        validated applies)."""
+        fields: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+
+        def visit(selection_set: SelectionSetNode) -> None:
+            for selection in selection_set.selections:
+                if not self._included(selection):
+                    continue
+                if isinstance(selection, FieldNode):
+                    key = selection.alias.value if selection.alias else selection.name.value
+                    fields.setdefault(key, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    visit(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    if name not in visited:
+                        visited.add(name)
+                        visit(self.fragments[name].selection_set)
+
+        for selection_set in selection_sets:
+            visit(selection_set)
+        return fields
+
+    def _included(self, selection: Any) -> bool:
+        for directive in selection.directives or ():
+            name = directive.name.value
+            if name not in ("include", "skip") or len(directive.arguments) != 1:
+                raise Unsupported(f"the directive @{name}")
+            value = directive.arguments[0].value
+            if isinstance(value, VariableNode):
+                condition = self.variables.get(value.name.value)
+            else:
+                condition = isinstance(value, BooleanValueNode) and value.value
+            if not isinstance(condition, bool):
+                raise Unsupported(f"@{name} without a boolean")
+            if condition == (name == "skip"):
+                return False
+        return True
+
+
+def _selections(nodes: list[FieldNode]) -> list[SelectionSetNode]:
+    return [node.selection_set for node in nodes if node.selection_set is not None]
