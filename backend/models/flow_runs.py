@@ -94,7 +94,9 @@ async def claim_flow_runs(
 ) -> list[Row[Any]]:
     """Move up to ``limit`` due flow runs to Pending for one agent; the runs it claimed.
 
-    Due: SCHEDULED (Scheduled, Late, AwaitingRetry) with a start time not in the future.
+    Due: SCHEDULED (Scheduled, Late, AwaitingRetry) with a start time not in the future,
+    of a flow with an entrypoint: without one no agent can load the flow, and the run is
+    one that a process runs itself (``Flow.run()`` creates it Scheduled, then starts it).
     An agent takes a run only if it has every label of the run. The oldest due runs go
     first. ``FOR UPDATE SKIP LOCKED`` lets agents claim concurrently: each skips the rows
     another is claiming, so no run is claimed twice and nobody waits.
@@ -107,6 +109,9 @@ async def claim_flow_runs(
         table.c.state_type == StateType.SCHEDULED.value,
         table.c.scheduled_start_time <= now,
         _labels_within(conn, table.c.labels, list(labels)),
+        sa.exists().where(
+            tables.flow.c.id == table.c.flow_id, tables.flow.c.entrypoint.is_not(None)
+        ),
     )
     ids = await lock_unfinished(
         conn,

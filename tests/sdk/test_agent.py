@@ -79,18 +79,20 @@ def test_a_parent_flow_takes_a_result_out_of_a_child_flow_run(
 def test_an_agent_fails_a_run_whose_flow_it_cannot_load(
     client: CountingClient, tmp_path: Path
 ) -> None:
-    client.execute(documents.CREATE_FLOW, {"input": {"name": "nowhere"}})
+    entrypoint = f"{tmp_path / 'gone.py'}:nowhere"
+    client.execute(documents.CREATE_FLOW, {"input": {"name": "nowhere", "entrypoint": entrypoint}})
     run_id = client.execute(
         documents.CREATE_FLOW_RUN,
         {"input": {"flow_name": "nowhere", "idempotency_key": "once"}},
     )["create_flow_run"]["id"]
+    # A flow without an entrypoint is run by the process that created its run: not claimed.
+    client.execute(documents.CREATE_FLOW, {"input": {"name": "in_process"}})
+    client.execute(documents.CREATE_FLOW_RUN, {"input": {"flow_name": "in_process"}})
     states = Agent(client=client).run_once()
     assert [s.name for s in states] == ["Failed"]
     view = FlowRunView.from_flow_run_id(run_id, client=client)
     assert view.state.is_failed()
-    assert "flow 'nowhere' has entrypoint None; expected 'path/to/file.py:name'" in (
-        view.state.message or ""
-    )
+    assert "gone.py" in (view.state.message or ""), view.state.message
     assert Agent(client=client).run_once() == []  # nothing else is due
 
 

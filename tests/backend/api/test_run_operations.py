@@ -200,7 +200,11 @@ def test_logs_are_written_in_batches(server: Server) -> None:
 
 
 def test_claims_take_due_runs_whose_labels_the_agent_has(server: Server) -> None:
-    create_flow(server, name="hello")
+    create_flow(server, name="hello", entrypoint="hello.py:hello")
+    # A flow without an entrypoint cannot be loaded by an agent: its runs are the process's
+    # that created them (Flow.run() creates its run Scheduled, then starts it itself).
+    create_flow(server, name="in_process")
+    create_run(server, flow_name="in_process", flow_run_name="mine")
     plain = create_run(server, flow_name="hello", flow_run_name="plain")
     gpu = create_run(server, flow_name="hello", flow_run_name="gpu", labels=["gpu"])
     both = create_run(server, flow_name="hello", flow_run_name="both", labels=["gpu", "eu"])
@@ -235,7 +239,7 @@ def test_claims_take_due_runs_whose_labels_the_agent_has(server: Server) -> None
 async def test_four_agents_claim_two_hundred_runs_each_exactly_once(
     server: Server, replicas: list[Server]
 ) -> None:
-    create_flow(server, name="batch")
+    create_flow(server, name="batch", entrypoint="batch.py:batch")
     created = {create_run(server, flow_name="batch") for _ in range(200)}
 
     async def agent(http: httpx.AsyncClient, replica: Server) -> list[str]:
