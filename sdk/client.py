@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from gql import Client as GQLClient
 from gql import GraphQLRequest
 from gql.transport.exceptions import (
@@ -94,7 +95,9 @@ class BaseClient:
                 if url is None:
                     server = await transports.embedded(self.settings.embedded_database_url)
                     url, options["transport"] = transports.EMBEDDED_URL, server.transport()
-                self._gql = GQLClient(transport=HTTPXAsyncTransport(url=url, **options))
+                # orjson: a mapped parent's 10,000 children parse several times faster.
+                transport = HTTPXAsyncTransport(url=url, json_deserialize=orjson.loads, **options)
+                self._gql = GQLClient(transport=transport)
                 self._session = await self._gql.connect_async()
             return self._session
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import string
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.core import split_protocol, url_to_fs
 
 from sdk.exceptions import (
     InvalidInput,
@@ -27,9 +27,6 @@ from sdk.exceptions import (
 )
 from sdk.results.serializers import get_serializer
 from sdk.settings import SDKSettings
-
-# Reads in flight at once when loading many results (a mapped parent's children).
-MAX_CONCURRENT_READS = 32
 
 TEMPLATE_FIELDS = ("flow_run_id", "task_run_id", "task_slug", "map_index", "flow_name")
 
@@ -105,14 +102,47 @@ def read_result(ref: ResultRef) -> Any:
         ResultNotFound: Nothing is stored at the location.
         ResultUnreadable: The stored bytes do not deserialize.
     """
-    serializer = get_serializer(ref.serializer)
     try:
         with fsspec.open(ref.location, "rb") as file:
             data = file.read()
-    except FileNotFoundError:
-        raise ResultNotFound(f"No result is stored at {ref.location!r}.") from None
     except Exception as error:
-        raise ResultUnreadable(f"Cannot read the result at {ref.location!r}: {error}") from error
+        data = error
+    return _loaded(ref, data)
+
+
+def read_results(refs: Sequence[ResultRef]) -> list[Any]:
+    """Load many results, in the order given, with one fsspec call per filesystem.
+
+    ``cat_ranges`` reads a local directory in one loop and lets an async filesystem (s3fs,
+    gcsfs) fetch concurrently in batches; a thread per file cost 5 to 10 times more for a
+    mapped parent's 10,000 small files (bench B4).
+    """
+    data: list[Any] = [None] * len(refs)
+    groups: dict[str | None, list[int]] = {}
+    for index, ref in enumerate(refs):
+        if "::" in ref.location:  # a chained URL (simplecache::s3://...): on its own
+            groups.setdefault(ref.location, []).append(index)
+        else:
+            groups.setdefault(split_protocol(ref.location)[0], []).append(index)
+    for indexes in groups.values():
+        try:
+            fs, _ = url_to_fs(refs[indexes[0]].location)
+            paths = [fs._strip_protocol(refs[i].location) for i in indexes]
+            contents = fs.cat_ranges(paths, None, None, on_error="return")
+        except Exception as error:  # the filesystem itself is unavailable
+            contents = [error] * len(indexes)
+        for index, content in zip(indexes, contents, strict=True):
+            data[index] = content
+    return [_loaded(ref, content) for ref, content in zip(refs, data, strict=True)]
+
+
+def _loaded(ref: ResultRef, data: bytes | Exception) -> Any:
+    """The value in ``data`` read from ``ref``, or the error reading it, as an SDK error."""
+    if isinstance(data, FileNotFoundError):
+        raise ResultNotFound(f"No result is stored at {ref.location!r}.") from None
+    if isinstance(data, Exception):
+        raise ResultUnreadable(f"Cannot read the result at {ref.location!r}: {data}") from data
+    serializer = get_serializer(ref.serializer)
     try:
         return serializer.loads(data)
     except Exception as error:
@@ -120,14 +150,6 @@ def read_result(ref: ResultRef) -> Any:
             f"The result at {ref.location!r} cannot be read with the {ref.serializer!r}"
             f" serializer: {error}"
         ) from error
-
-
-def read_results(refs: Sequence[ResultRef]) -> list[Any]:
-    """Load many results concurrently, in the order given."""
-    if len(refs) <= 1:
-        return [read_result(ref) for ref in refs]
-    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(refs))) as pool:
-        return list(pool.map(read_result, refs))
 
 
 async def aread_results(refs: Sequence[ResultRef]) -> list[Any]:
