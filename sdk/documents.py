@@ -104,7 +104,7 @@ MAPPED_RESULTS = Document(
     """query mapped_results($flow_run_id: uuid!, $task_id: uuid!) {
       task_run(where: {flow_run_id: {_eq: $flow_run_id}, task_id: {_eq: $task_id},
                        map_index: {_gte: 0}}, order_by: {map_index: asc}) {
-        map_index state state_type serialized_state
+        map_index state state_type result: serialized_state(path: "result")
       }
     }""",
     retry=True,

@@ -44,8 +44,18 @@ from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
 
 from backend.api.tables import plain
 from backend.errors import InputError
-from backend.models import TABLES, Database, json_reads
-from backend.models.json_reads import Count, Fields, Obj, Row, Rows, Text, Unsupported, Value
+from backend.models import TABLES, Database, Kind, json_reads
+from backend.models.json_reads import (
+    Count,
+    Fields,
+    Obj,
+    Row,
+    Rows,
+    Text,
+    Unsupported,
+    Value,
+    json_path,
+)
 
 logger = logging.getLogger("runview.server")
 
@@ -190,7 +200,12 @@ class _Walker:
             if name == "__typename":
                 fields.append((key, Text(table)))
             elif name in info.columns:
-                fields.append((key, Value(name)))
+                path = None
+                if info.columns[name].kind is Kind.JSONB:
+                    definition = object_type.fields[name]  # type: ignore[union-attr]
+                    text = self._arguments(definition, nodes[0]).get("path")
+                    path = None if text is None else json_path(text)
+                fields.append((key, Value(name, path)))
             elif name in info.relationships:
                 relationship = info.relationships[name]
                 sub_fields = self._row_fields(relationship.target, nodes)

@@ -27,6 +27,7 @@ from strawberry.types.field import StrawberryField
 from backend import models
 from backend.api.scalars import Jsonb
 from backend.models import TABLES, Kind, Relationship, TableInfo
+from backend.models.json_reads import follow, json_path
 
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.UUID: uuid.UUID,
@@ -144,6 +145,10 @@ class _Types:
             name: Optional[_PYTHON_TYPES[c.kind]] if c.nullable else _PYTHON_TYPES[c.kind]  # noqa: UP045
             for name, c in meta.columns.items()
         }
+        for name, column in meta.columns.items():
+            if column.kind is Kind.JSONB:
+                cls.__annotations__[name] = Optional[Jsonb]  # noqa: UP045
+                setattr(cls, name, _jsonb_field(name))
         for name, relationship in meta.relationships.items():
             setattr(cls, name, self._relationship_field(relationship, meta))
         strawberry.type(cls, name=meta.name, description=f"A row of the {meta.name} table.")
@@ -272,6 +277,20 @@ class _Types:
             name=f"{table}_aggregate",
             description=f"Aggregates over the rows of {table} that match where.",
         )
+
+
+def _jsonb_field(column: str) -> StrawberryField:
+    """A jsonb column, whole or (Hasura's ``path``) the part of it at a JSON path.
+
+    Nullable whatever the column: a path may lead nowhere, and that answers null.
+    """
+
+    def value(root: Any, path: str | None = None) -> Any:
+        data = getattr(root, column)
+        return data if path is None else follow(data, json_path(path))
+
+    value.__annotations__ = {"root": Any, "path": Optional[str], "return": Optional[Jsonb]}  # noqa: UP045
+    return strawberry.field(resolver=value)
 
 
 TYPES = _Types(TABLES)

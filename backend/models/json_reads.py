@@ -24,6 +24,7 @@ GraphQL executor does (dashed uuids, ``datetime.isoformat()`` timestamps, JSON b
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
+from backend.errors import InputError
 from backend.models._filters import OrderBy, Param, Where, where_clause
 from backend.models.catalog import TABLES, Kind, Relationship, TableInfo
 from backend.models.reads import _check_page, _ordering
@@ -44,15 +46,48 @@ MAX_FIELDS = 50
 CACHE_SIZE = 512
 
 
+_PATH = re.compile(r"(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+")
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
+
+
+def json_path(text: str) -> tuple[str | int, ...]:
+    """The steps of a jsonb ``path`` argument: ``"result.location"``, ``"$.tags[0]"``.
+
+    Raises:
+        InputError: the path is not keys (identifiers) and ``[n]`` indexes.
+    """
+    # "$.a[0]" and "a[0]" alike become ".a[0]": a chain of ".key" and "[n]" steps.
+    body = text[1:] if text.startswith("$") else text if text.startswith("[") else "." + text
+    if not _PATH.fullmatch(body):
+        raise InputError(
+            f"{text!r} is not a JSON path; expected keys and indexes such as"
+            " 'result.location' or '$.tags[0]'."
+        )
+    return tuple(key or int(index) for key, index in _PATH_STEP.findall(body))
+
+
+def follow(value: Any, steps: Sequence[str | int]) -> Any:
+    """The part of ``value`` at ``steps``, or None where the path leads nowhere."""
+    for step in steps:
+        if isinstance(step, int) and isinstance(value, list) and step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict):
+            value = value.get(step)
+        else:
+            return None
+    return value
+
+
 class Unsupported(Exception):
     """The tree asks for something one statement cannot build; use the executor instead."""
 
 
 @dataclass(frozen=True)
 class Value:
-    """A column of the current row."""
+    """A column of the current row; for a jsonb column, optionally a path into it."""
 
     column: str
+    path: tuple[str | int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +184,12 @@ class _Json:
         raise NotImplementedError
 
     def value(self, column: ColumnElement[Any], kind: Kind) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def json_at(
+        self, column: ColumnElement[Any], path: tuple[str | int, ...]
+    ) -> ColumnElement[Any]:
+        """The part of a jsonb column at ``path``, as JSON (NULL where there is none)."""
         raise NotImplementedError
 
     def nested(self, subquery: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -264,6 +305,13 @@ class _Postgres(_Json):
             else_=sa.func.to_char(utc, _string('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')),
         )
 
+    def json_at(
+        self, column: ColumnElement[Any], path: tuple[str | int, ...]
+    ) -> ColumnElement[Any]:
+        # #> takes a text[] of keys and indexes; steps are identifiers and digits only.
+        steps = ",".join(str(step) for step in path)
+        return column.op("#>")(sa.literal_column(f"'{{{steps}}}'::text[]"))
+
     def text(self, document: ColumnElement[Any]) -> ColumnElement[Any]:
         # As text: psycopg would otherwise parse the json into Python objects.
         return sa.cast(document, sa.Text)
@@ -301,6 +349,14 @@ class _Sqlite(_Json):
         if kind is Kind.JSONB:  # stored as JSON text: embed it as JSON, not as a string
             return sa.func.json(raw)
         return column
+
+    def json_at(
+        self, column: ColumnElement[Any], path: tuple[str | int, ...]
+    ) -> ColumnElement[Any]:
+        # -> gives the JSON text at the path (true, not 1); json() embeds it as JSON.
+        steps = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
+        raw = sa.type_coerce(column, sa.Text)
+        return sa.func.json(raw.op("->")(_string("$" + steps)))
 
     def nested(self, subquery: ColumnElement[Any]) -> ColumnElement[Any]:
         # json() marks a subquery's text as JSON, so json_object embeds it rather than quoting
@@ -340,7 +396,11 @@ class _Compiler:
         for key, node in fields:
             if isinstance(node, Value):
                 assert source is not None and info is not None
-                value = self.json.value(source.c[node.column], info.columns[node.column].kind)
+                column = source.c[node.column]
+                if node.path is not None:
+                    value = self.json.json_at(column, node.path)
+                else:
+                    value = self.json.value(column, info.columns[node.column].kind)
             elif isinstance(node, Text):
                 value = _string(node.text)
             elif isinstance(node, Obj):

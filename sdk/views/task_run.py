@@ -12,8 +12,10 @@ from sdk import _loop, documents
 from sdk.client import BaseClient, default_client
 from sdk.exceptions import InvalidInput, NoResultLocation, NotFound, RunNotFinished
 from sdk.results import ResultRef, aread_results
-from sdk.states import State
+from sdk.states import TERMINAL, State
 from sdk.views._common import NOT_LOADED, Slot, execute, parse_time, parse_uuid
+
+_REF = {"location", "serializer"}
 
 # Children per request when iterating a mapped parent.
 PAGE_SIZE = 500
@@ -174,13 +176,18 @@ class TaskRunView:
             return [self._ref(self.state, self._label)]
         variables = {"flow_run_id": str(self.flow_run_id), "task_id": str(self.task_id)}
         rows = (await execute(self._client, documents.MAPPED_RESULTS, variables))["task_run"]
+        # Only each child's state and result reference travel: a tenth of its whole state.
         refs = []
         for row in rows:
+            result = row["result"]
+            if row["state_type"] in TERMINAL and isinstance(result, dict) and _REF <= result.keys():
+                # The common case, 10,000 times over: no State object, no label.
+                refs.append(ResultRef(str(result["location"]), str(result["serializer"])))
+                continue
             state = State.from_serialized(
-                row["serialized_state"] or {"type": row["state_type"], "name": row["state"]}
+                {"type": row["state_type"], "name": row["state"], "result": result}
             )
-            label = f"{self._label}, child {row['map_index']},"
-            refs.append(self._ref(state, label))
+            refs.append(self._ref(state, f"{self._label}, child {row['map_index']},"))
         return refs
 
     @staticmethod

@@ -222,6 +222,23 @@ def where(draw: Any, values: dict[str, list[Any]], table: str, depth: int = 0) -
     return {relationship.name: where(draw, values, relationship.target, depth + 1)}
 
 
+# Into the stored JSON (see _add_odd_values and tests.dataset): objects, lists, strings,
+# numbers, booleans, JSON null, and paths that lead nowhere.
+JSON_PATHS = [
+    "result",
+    "result.location",
+    "$.nested.list[2].three",
+    "nested.list[1]",
+    "$[1].b[3]",
+    "[1].b",
+    "[0]",
+    "x",
+    "name",
+    "type",
+    "missing.deeper",
+    "[5]",
+]
+
 DIRECTIONS = [
     Direction(d)
     for d in (
@@ -275,6 +292,9 @@ def selection(query: Query, values: dict[str, Any], table: str, depth: int) -> s
         alias = f"c_{column}: " if draw(st.integers(0, 4)) == 0 else ""
         directive, _ = query.directive()
         parts.append(f"{alias}{column}{directive}")
+        if info.columns[column].kind is Kind.JSONB and draw(st.booleans()):
+            path = query.argument("path", draw(st.sampled_from(JSON_PATHS)), "String")
+            parts.append(f"p_{column}: {column}({path})")
     if draw(st.integers(0, 3)) == 0:
         parts.append("__typename")
     if depth < 3:

@@ -29,7 +29,9 @@ query Runs($flow: String!, $withLogs: Boolean!, $limit: Int = 2) {
   how_many: flow_run_aggregate(where: {flow: {name: {_eq: $flow}}}) { aggregate { count } }
   nobody: flow_run_by_pk(id: "00000000-0000-4000-8000-000000000000") { id }
 }
-fragment Run on flow_run { id name state start_time parameters flow { name } }
+fragment Run on flow_run {
+  id name state start_time parameters who: parameters(path: "$.name") flow { name }
+}
 """
 
 
@@ -61,8 +63,9 @@ def test_a_nested_query_is_one_statement_and_answers_as_the_executor(
     assert answer["how_many"] == {"aggregate": {"count": 3}}
     assert answer["nobody"] is None
     assert list(answer["runs"][2]) == [
-        "id", "name", "state", "start_time", "parameters", "flow", "logs", "task_runs"
+        "id", "name", "state", "start_time", "parameters", "who", "flow", "logs", "task_runs"
     ]  # fmt: skip
+    assert answer["runs"][2]["who"] == "marvin" and answer["runs"][0]["who"] is None
     assert answer["runs"][2]["start_time"] == "2021-05-12T18:00:00.696849+00:00"
     assert answer["runs"][2]["task_runs"][0]["__typename"] == "task_run"
 
@@ -86,6 +89,7 @@ def test_the_operation_is_chosen_by_name(both: tuple[Server, Server]) -> None:
         ("{ flow { nope } }", None, "Cannot query field 'nope' on type 'flow'"),
         ("query ($n: String!) { flow(where: {name: {_eq: $n}}) { id } }", {}, "$n"),
         ("{ flow { id }", None, "Syntax Error"),
+        ('{ flow_run { labels(path: "a b") } }', None, "'a b' is not a JSON path"),
     ],
 )
 def test_what_the_executor_refuses_it_answers(
