@@ -86,9 +86,9 @@ class CompiledReads:
         """The JSON text of the answer's ``data``, or ``None`` if the executor must answer."""
         try:
             tree = self.tree(query, variables, operation_name)
-            if tree is None:
-                return None
-            async with db.connect() as conn:
+            if tree is None or all(isinstance(node, Text) for _, node in tree.fields):
+                return None  # not a plain read; or only __typename, which needs no database
+            async with db.connect_single() as conn:
                 return await json_reads.read_json(conn, tree)
         except (InputError, Unsupported):
             return None  # the executor words the error, or builds what one statement cannot

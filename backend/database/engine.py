@@ -70,6 +70,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self._writer = self.engine.execution_options(**{WRITE: True})
+        # PostgreSQL: no BEGIN and ROLLBACK around a lone statement, which is atomic anyway.
+        # SQLite keeps its BEGIN: it is in-process, and resetting pysqlite's isolation level
+        # on check-in would let the driver begin transactions on its own again.
+        self._single = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
 
     @property
     def dialect(self) -> str:
@@ -78,6 +86,11 @@ class Database:
     def connect(self) -> AsyncConnection:
         """``async with db.connect() as conn``: a connection for reads (rolled back on exit)."""
         return self.engine.connect()
+
+    def connect_single(self) -> AsyncConnection:
+        """A connection for ONE read statement: on PostgreSQL, outside any transaction,
+        which saves the BEGIN and ROLLBACK round trips (the compiled read path)."""
+        return self._single.connect()
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with db.begin() as conn``: a write transaction, committed on success."""

@@ -421,7 +421,9 @@ class _Compiler:
         info = TABLES[node.table]
         paged = node.limit is not None or node.offset is not None
         table = info.table.alias()
-        inner = sa.select(table).where(where_clause(info, table, node.where or {}))
+        # Only the columns used above the subquery: a page is sorted with its rows' width.
+        columns = [table.c[name] for name in info.columns if name in _used_columns(info, node)]
+        inner = sa.select(*columns).where(where_clause(info, table, node.where or {}))
         if node.via is not None:
             assert parent is not None
             inner = inner.where(table.c[node.via.remote] == parent.c[node.via.local])
@@ -477,6 +479,21 @@ class _Compiler:
             .where(where_clause(info, table, node.where or {}))
             .scalar_subquery()
         )
+
+
+def _used_columns(info: TableInfo, node: Rows) -> set[str]:
+    """The columns of ``node``'s rows that its fields and ordering read."""
+    used = {"id"}  # the tie-break of every ordering
+    for _, field in node.fields:
+        if isinstance(field, Value):
+            used.add(field.column)
+        elif isinstance(field, Rows | Row) and field.via is not None:
+            used.add(field.via.local)
+    for term in node.order_by or []:
+        for key in term:
+            relationship = info.relationships.get(key)
+            used.add(relationship.local if relationship else key)
+    return used
 
 
 def _joined(source: FromClause, joins: list[tuple[FromClause, ColumnElement[bool]]]) -> FromClause:
