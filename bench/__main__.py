@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import platform
 
-from bench import b1_read, b2_write, b5_nesting
+from bench import b1_read, b2_write, b3_runtime, b4_results, b5_nesting
 from bench._common import postgres_version
 
 
@@ -15,6 +15,8 @@ def main() -> None:
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, {postgres_version()}")
     b1_read.main()
     b2_write.main()
+    b3_runtime.main()
+    b4_results.main()
     b5_nesting.main()
 
 

@@ -14,11 +14,17 @@ from backend.testing import ServerThread
 class Server(ServerThread):
     """A runview server on a free loopback port; ``statements`` records the SQL it runs."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, compiled_reads: bool = True) -> None:
         # upgrade_on_start=False: the benchmark migrates its databases itself, before seeding.
         # run_services=False: nothing but the measured requests touches the database.
+        # compiled_reads=False: every query through Strawberry's executor (the reference).
         super().__init__(
-            Settings(database_url=database_url, upgrade_on_start=False, run_services=False)
+            Settings(
+                database_url=database_url,
+                upgrade_on_start=False,
+                run_services=False,
+                compiled_reads=compiled_reads,
+            )
         )
         self._client: httpx.Client | None = None
 

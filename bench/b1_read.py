@@ -40,6 +40,8 @@ TASKS = 100
 MAP_INDEXES = 100  # TASKS * MAP_INDEXES = 10,000 task runs in the measured flow run
 OTHER_TASK_RUNS = 300
 PAGE = 100
+# The compiled read path (the server's default) and Strawberry's executor, its reference.
+PATHS = ("compiled", "executor")
 RUNS = {"all": 9, "page": 31}
 
 T0 = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
@@ -93,6 +95,7 @@ FLOOR_SQL = {
 @dataclass
 class Result:
     backend: str
+    path: str
     case: str
     rows: int
     runs: int
@@ -179,7 +182,9 @@ def _check(case: str, body: bytes, floor_text: str, expected: int) -> None:
         raise RuntimeError(f"{case}: the server and the floor return different rows")
 
 
-def measure(backend: str, server: Server, floor: Floor, flow_run_id: uuid.UUID) -> list[Result]:
+def measure(
+    backend: str, path: str, server: Server, floor: Floor, flow_run_id: uuid.UUID
+) -> list[Result]:
     results = []
     variables = {"id": str(flow_run_id)}
     for case, expected in (("all", TASKS * MAP_INDEXES), ("page", PAGE)):
@@ -196,6 +201,7 @@ def measure(backend: str, server: Server, floor: Floor, flow_run_id: uuid.UUID) 
         results.append(
             Result(
                 backend,
+                path,
                 case,
                 expected,
                 RUNS[case],
@@ -211,24 +217,28 @@ def measure(backend: str, server: Server, floor: Floor, flow_run_id: uuid.UUID) 
 def run_backend(backend: str) -> list[Result]:
     with database(backend) as url:
         flow_run_id = asyncio.run(seed(url))
-        with Server(url) as server:
-            floor = open_floor(backend, url)
-            try:
-                return measure(backend, server, floor, flow_run_id)
-            finally:
-                floor.close()
+        floor = open_floor(backend, url)
+        try:
+            results = []
+            for path in PATHS:
+                with Server(url, compiled_reads=path == "compiled") as server:
+                    results += measure(backend, path, server, floor, flow_run_id)
+            return results
+        finally:
+            floor.close()
 
 
 def report(results: list[Result]) -> None:
     print_table(
         "B1  task runs of one flow run (medians; floor = one SQL statement building the JSON)",
         [
-            *("database", "case", "rows", "runs", "queries", "stmts"),
+            *("database", "path", "case", "rows", "runs", "queries", "stmts"),
             *("median ms", "floor ms", "ratio", "+ms"),
         ],
         [
             [
                 r.backend,
+                r.path,
                 r.case,
                 r.rows,
                 r.runs,
