@@ -2,10 +2,11 @@
 
 A query whose operation selects only the generated read fields (``T``, ``T_by_pk``,
 ``T_aggregate``, their columns and relationships, ``__typename``) is answered here. The
-document is parsed and validated against the Strawberry schema as usual; its selection, with
+document is parsed and validated against the Strawberry schema as usual. Its selection, with
 fragments, aliases, variables and ``@include``/``@skip`` resolved, becomes a
-``models.json_reads`` tree; the database builds the whole ``data`` JSON; and that text is
-sent as it comes, with no Python work per row or field.
+``models.read_tree`` tree, which ``models.json_reads`` compiles into one statement. The
+database builds the whole ``data`` JSON, and that text is sent as it comes, with no Python
+work per row or field.
 
 Everything else goes to Strawberry's executor, which stays the reference implementation:
 mutations, subscriptions, introspection, invalid documents, and every input the executor
@@ -45,7 +46,7 @@ from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
 from backend.api.tables import plain
 from backend.errors import InputError
 from backend.models import TABLES, Database, Kind, json_reads
-from backend.models.json_reads import (
+from backend.models.read_tree import (
     Count,
     Fields,
     Obj,
@@ -102,7 +103,7 @@ class CompiledReads:
         variables: Mapping[str, Any] | None = None,
         operation_name: str | None = None,
     ) -> Obj | None:
-        """The ``json_reads`` tree of the query, or ``None`` if it is not a valid plain read.
+        """The ``read_tree`` tree of the query, or ``None`` if it is not a valid plain read.
 
         Raises:
             InputError, Unsupported: an argument the executor must judge, or a shape one
@@ -154,7 +155,7 @@ class CompiledReads:
 
 
 class _Walker:
-    """Turns a validated selection into a ``json_reads`` tree, the way the executor reads it."""
+    """Turns a validated selection into a ``read_tree`` tree, the way the executor reads it."""
 
     def __init__(
         self,

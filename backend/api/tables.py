@@ -27,7 +27,7 @@ from strawberry.types.field import StrawberryField
 from backend import models
 from backend.api.scalars import Jsonb
 from backend.models import TABLES, Kind, Relationship, TableInfo
-from backend.models.json_reads import follow, json_path
+from backend.models.read_tree import follow, json_path
 
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.UUID: uuid.UUID,

@@ -1,13 +1,13 @@
 """A whole read query as ONE SQL statement whose single value is the answer's JSON text.
 
 The API's compiled read path (``backend.api.compiled``) turns a GraphQL read query into a
-tree of the nodes below; ``read_json`` compiles the tree into one SELECT and returns the text
+tree of ``read_tree`` nodes; ``read_json`` compiles the tree into one SELECT and returns the text
 the database built. No row reaches Python: for 10,000 task runs the cost is the database's.
 
 How each node becomes SQL (PostgreSQL spelling; SQLite uses json_object/json_group_array)::
 
     Rows   coalesce(json_agg(json_build_object(...) ORDER BY ...), '[]')
-           FROM (SELECT * FROM t WHERE <filter> [AND t.remote = parent.local]
+           FROM (SELECT <columns used> FROM t WHERE <filter> [AND t.remote = parent.local]
                  ORDER BY ... LIMIT ... OFFSET ...) AS t
     Row    a to-one relationship: LEFT JOIN target ON target.id = source.local, then
            CASE WHEN target.id IS NULL THEN NULL ELSE json_build_object(...) END;
@@ -23,10 +23,7 @@ GraphQL executor does (dashed uuids, ``datetime.isoformat()`` timestamps, JSON b
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,109 +32,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
-from backend.errors import InputError
-from backend.models._filters import OrderBy, Param, Where, where_clause
+from backend.models._filters import Param, where_clause
 from backend.models.catalog import TABLES, Kind, Relationship, TableInfo
-from backend.models.reads import _check_page, _ordering
+from backend.models.read_tree import (
+    Count,
+    Fields,
+    Obj,
+    Parameters,
+    Row,
+    Rows,
+    Text,
+    Unsupported,
+    Value,
+)
+from backend.models.reads import _ordering
 
 # PostgreSQL functions take at most 100 arguments: 50 key/value pairs per JSON object.
 MAX_FIELDS = 50
 # Statements kept per query shape; clients send few shapes, each with many values.
 CACHE_SIZE = 512
-
-
-_PATH = re.compile(r"(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+")
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
-
-
-def json_path(text: str) -> tuple[str | int, ...]:
-    """The steps of a jsonb ``path`` argument: ``"result.location"``, ``"$.tags[0]"``.
-
-    Raises:
-        InputError: the path is not keys (identifiers) and ``[n]`` indexes.
-    """
-    # "$.a[0]" and "a[0]" alike become ".a[0]": a chain of ".key" and "[n]" steps.
-    body = text[1:] if text.startswith("$") else text if text.startswith("[") else "." + text
-    if not _PATH.fullmatch(body):
-        raise InputError(
-            f"{text!r} is not a JSON path; expected keys and indexes such as"
-            " 'result.location' or '$.tags[0]'."
-        )
-    return tuple(key or int(index) for key, index in _PATH_STEP.findall(body))
-
-
-def follow(value: Any, steps: Sequence[str | int]) -> Any:
-    """The part of ``value`` at ``steps``, or None where the path leads nowhere."""
-    for step in steps:
-        if isinstance(step, int) and isinstance(value, list) and step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict):
-            value = value.get(step)
-        else:
-            return None
-    return value
-
-
-class Unsupported(Exception):
-    """The tree asks for something one statement cannot build; use the executor instead."""
-
-
-@dataclass(frozen=True)
-class Value:
-    """A column of the current row; for a jsonb column, optionally a path into it."""
-
-    column: str
-    path: tuple[str | int, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Text:
-    """A constant string (``__typename``)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Obj:
-    """An object with no row of its own behind it: the root, ``T_aggregate { aggregate }``."""
-
-    fields: Fields
-
-
-@dataclass(frozen=True)
-class Rows:
-    """A list of rows: a root list field, or a list relationship of the current row (``via``)."""
-
-    table: str
-    fields: Fields
-    where: Where | None = None
-    order_by: OrderBy | None = None
-    limit: int | Param | None = None
-    offset: int | Param | None = None
-    via: Relationship | None = None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One row or null: by primary key (``id``), or a to-one relationship (``via``)."""
-
-    table: str
-    fields: Fields
-    id: Any = None
-    via: Relationship | None = None
-
-
-@dataclass(frozen=True)
-class Count:
-    """How many rows of ``table`` match ``where``."""
-
-    table: str
-    where: Where | None = None
-
-
-Node = Value | Text | Obj | Rows | Row | Count
-Fields = tuple[tuple[str, Node], ...]
-
 
 _statements: dict[tuple[str, str], sa.Select[Any]] = {}
 
@@ -152,7 +65,7 @@ async def read_json(conn: AsyncConnection, root: Obj) -> str:
         InputError: a filter, ordering or page is invalid (as the executor would say).
         Unsupported: the tree cannot be one statement (an object of over 50 fields).
     """
-    parameters = _Parameters()
+    parameters = Parameters()
     shape = parameters.node(root)
     key = (conn.dialect.name, repr(shape))
     statement = _statements.get(key)
@@ -197,73 +110,6 @@ class _Json:
 
     def text(self, document: ColumnElement[Any]) -> ColumnElement[Any]:
         return document
-
-
-class _Parameters:
-    """Takes the values out of a tree: each becomes a ``Param``, its value kept here.
-
-    What decides the SQL stays in the shape: columns, operators, list lengths, which
-    arguments are given, and nulls (which ``where_clause`` refuses when it builds).
-    """
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def param(self, value: Any) -> Param:
-        key = f"p{len(self.values)}"
-        self.values[key] = value
-        return Param(key)
-
-    def optional(self, value: Any) -> Param | None:
-        return None if value is None else self.param(value)
-
-    def node(self, node: Any) -> Any:
-        if isinstance(node, Obj):
-            return Obj(self.fields(node.fields))
-        if isinstance(node, Rows):
-            info = TABLES[node.table]
-            assert not isinstance(node.limit, Param) and not isinstance(node.offset, Param)
-            _check_page(node.limit, node.offset)
-            return dataclasses.replace(
-                node,
-                fields=self.fields(node.fields),
-                where=self.where(info, node.where),
-                limit=self.optional(node.limit),
-                offset=self.optional(node.offset),
-            )
-        if isinstance(node, Row):
-            fields = self.fields(node.fields)
-            return dataclasses.replace(node, fields=fields, id=self.optional(node.id))
-        if isinstance(node, Count):
-            return dataclasses.replace(node, where=self.where(TABLES[node.table], node.where))
-        return node
-
-    def fields(self, fields: Fields) -> Fields:
-        return tuple((key, self.node(node)) for key, node in fields)
-
-    def where(self, info: TableInfo, where: Any) -> Any:
-        if not isinstance(where, Mapping):
-            return where  # where_clause says what is wrong with it
-        shaped: dict[str, Any] = {}
-        for key, value in where.items():
-            if key in ("_and", "_or") and isinstance(value, list):
-                shaped[key] = [self.where(info, item) for item in value]
-            elif key == "_not":
-                shaped[key] = self.where(info, value)
-            elif key in info.relationships:
-                shaped[key] = self.where(TABLES[info.relationships[key].target], value)
-            elif key in info.columns and isinstance(value, Mapping):
-                shaped[key] = {op: self.comparison(op, item) for op, item in value.items()}
-            else:
-                shaped[key] = value
-        return shaped
-
-    def comparison(self, operator: str, value: Any) -> Any:
-        if operator == "_is_null" or value is None:
-            return value  # part of the SQL, not a value in it
-        if operator in ("_in", "_nin") and isinstance(value, list):
-            return [self.param(item) for item in value]
-        return self.param(value)
 
 
 def _value(value: Any, sql_type: Any) -> Any:
@@ -502,14 +348,4 @@ def _joined(source: FromClause, joins: list[tuple[FromClause, ColumnElement[bool
     return source
 
 
-__all__ = [
-    "Count",
-    "Node",
-    "Obj",
-    "Row",
-    "Rows",
-    "Text",
-    "Unsupported",
-    "Value",
-    "read_json",
-]
+__all__ = ["read_json"]
