@@ -100,9 +100,9 @@ def _compare(
                 " {_is_null: true} to match rows where the column is null."
             )
         if operator in ("_in", "_nin"):
-            value = [_bind(sql_column, item) for item in value]
+            value = [bind(item, sql_column.type) for item in value]
         elif operator != "_is_null":
-            value = _bind(sql_column, value)
+            value = bind(value, sql_column.type)
         clauses.append(compare(sql_column, value))
     return clauses
 
@@ -118,13 +118,14 @@ class Param:
     key: str
 
 
-def _bind(sql_column: Any, value: Any) -> Any:
+def bind(value: Any, sql_type: Any) -> Any:
+    """``value`` as a parameter of ``sql_type``; a ``Param`` becomes a named placeholder."""
     # A typed parameter rather than the bare value: SQLAlchemy treats a bare True/False as
     # the SQL constant (so `mapped <= true` would be refused), and the column's type must
     # convert the value (UTC timestamps, canonical JSON).
     if isinstance(value, Param):
-        return sa.bindparam(value.key, type_=sql_column.type)
-    return sa.bindparam(None, value, type_=sql_column.type)
+        return sa.bindparam(value.key, type_=sql_type)
+    return sa.bindparam(None, value, type_=sql_type)
 
 
 def _exists(relationship: Relationship, source: FromClause, where: Where) -> ColumnElement[bool]:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
-from backend.models._filters import Param, where_clause
+from backend.models._filters import bind, where_clause
 from backend.models.catalog import TABLES, Kind, Relationship, TableInfo
 from backend.models.read_tree import (
     Count,
@@ -110,13 +110,6 @@ class _Json:
 
     def text(self, document: ColumnElement[Any]) -> ColumnElement[Any]:
         return document
-
-
-def _value(value: Any, sql_type: Any) -> Any:
-    """``value`` as a typed parameter (named, if it is a ``Param``)."""
-    if isinstance(value, Param):
-        return sa.bindparam(value.key, type_=sql_type)
-    return sa.bindparam(None, value, type_=sql_type)
 
 
 def _string(text: str) -> ColumnElement[Any]:
@@ -278,7 +271,7 @@ class _Compiler:
         if ordering and (paged or not self.json.aggregate_order):
             inner = inner.order_by(*ordering)
         limit, offset = (
-            None if value is None else _value(value, sa.Integer())
+            None if value is None else bind(value, sa.Integer())
             for value in (node.limit, node.offset)
         )
         rows = inner.limit(limit).offset(offset).subquery()
@@ -312,7 +305,7 @@ class _Compiler:
         return (
             sa.select(item)
             .select_from(_joined(table, joins))
-            .where(table.c.id == _value(node.id, table.c.id.type))
+            .where(table.c.id == bind(node.id, table.c.id.type))
             .scalar_subquery()
         )
 

@@ -52,6 +52,7 @@ def test_playground_is_served_to_browsers(server: Server) -> None:
     assert root.status_code in (302, 307) and root.headers["location"] == "/graphql"
 
 
+@pytest.mark.server_faults
 def test_a_server_fault_is_masked_not_leaked(databases: DatabaseFactory) -> None:
     url = databases.new("sqlite")
     server = Server(url).start()

@@ -119,6 +119,7 @@ def test_an_unreachable_server_is_a_client_error() -> None:
         )
 
 
+@pytest.mark.server_faults
 def test_refusals_and_faults(sqlite_url: str, tmp_path: Path) -> None:
     server = ServerThread(Settings(database_url=sqlite_url, run_services=False)).start()
     try:

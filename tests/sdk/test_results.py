@@ -75,6 +75,23 @@ def test_many_results_load_in_order(tmp_path: Path) -> None:
     assert read_results(refs) == [i * i for i in range(200)]
 
 
+def test_many_results_across_filesystems_keep_order_and_name_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    # One batch, two filesystems (local files read in a loop, memory:// through cat_ranges):
+    # the values come back in the order asked, whatever the grouping.
+    local = ResultStorage(str(tmp_path / "{map_index}"))
+    memory = ResultStorage("memory://runview-batch/{map_index}", serializer="json")
+    refs = [(local if i % 3 else memory).write(i, map_index=i) for i in range(30)]
+    assert read_results(refs) == list(range(30))
+    for gone in (ResultRef(str(tmp_path / "gone"), "pickle"), ResultRef("memory://x/gone", "json")):
+        with pytest.raises(ResultNotFound, match=f"No result is stored at {gone.location!r}"):
+            read_results([*refs[:4], gone])
+    (tmp_path / "text").write_text("hello")
+    with pytest.raises(ResultUnreadable, match="cannot be read with the 'json' serializer"):
+        read_results([refs[1], ResultRef(str(tmp_path / "text"), "json")])
+
+
 def test_results_in_memory(client: CountingClient, recorder: Recorder) -> None:
     recorder.storage = ResultStorage("memory://runview-tests/{flow_run_id}/{task_run_id}")
     flow_run_id = recorder.flow_run()

@@ -57,6 +57,7 @@ def test_a_nested_query_is_one_statement_and_answers_as_the_executor(
     variables = {"flow": "hello", "withLogs": True}
     assert _statements(compiled, NESTED, variables) == 1
     assert _statements(executor, NESTED, variables) > 1
+    assert _statements(compiled, "{ __typename }") == 0  # nothing to ask the database
     answer = compiled.data(NESTED, variables)
     assert answer == executor.data(NESTED, variables)
     assert [run["name"] for run in answer["runs"]] == ["child", "sad", "happy"]
