@@ -1,6 +1,8 @@
 """The tables of ARCHITECTURE.md, in SQLAlchemy Core.
 
-Every key is a UUID made in Python, so rows can be created in bulk without a round trip per id.
+Every key is a random UUID, made in Python, or for task runs created in bulk on PostgreSQL by
+``gen_random_uuid()`` in the inserting statement: rows are created in bulk without a round trip
+per id.
 Indexes are the ones the read API's filters and relationship loads need: each foreign key is
 the leading column of some index (a unique constraint counts), so "the task runs of this flow
 run" is an index range scan, never a full scan.

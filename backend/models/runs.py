@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.database import tables
-from backend.database.types import utcnow
+from backend.database.types import Jsonb, Timestamp, utcnow
 from backend.errors import InputError
 from backend.models.states import history_row
 from backend.orchestration.states import State, StateType
@@ -296,12 +296,92 @@ async def _get_or_create_task_runs(
 ) -> list[Row[Any]]:
     """The task runs of ``task`` at ``map_indexes``, creating the missing ones Pending.
 
-    A few statements for any number of indexes: the rows inserted together (conflicts
-    skipped; SQLAlchemy packs them into as few statements as the driver allows), the new
-    ones' first states likewise, and one read of the contiguous range.
+    A few statements for any number of indexes: the missing runs and their first states
+    inserted together (conflicts skipped), then one read of the contiguous range.
     """
     table = tables.task_run
     state = State(type=StateType.PENDING, name="Pending", timestamp=now)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_pg_create_task_runs(flow_run_id, task, map_indexes, cache_key, state))
+    else:
+        await _create_task_runs(conn, flow_run_id, task, map_indexes, cache_key, state)
+    found = (
+        await conn.execute(
+            sa.select(table).where(
+                table.c.flow_run_id == flow_run_id,
+                table.c.task_id == task.id,
+                table.c.map_index.between(map_indexes.start, map_indexes.stop - 1),
+            )
+        )
+    ).all()
+    by_index = {row.map_index: row for row in found}
+    return [by_index[i] for i in map_indexes]
+
+
+def _pg_create_task_runs(
+    flow_run_id: uuid.UUID, task: Row[Any], map_indexes: range, cache_key: str | None, state: State
+) -> sa.Insert:
+    """ONE statement that creates the missing runs and their first states, whatever the
+    number of indexes: the rows come from ``generate_series`` in the database, each with
+    a random id of its own, so 10,000 children cost one short statement, not a 10,000-row
+    VALUES list that the driver has to parse."""
+    table, history = tables.task_run, tables.task_run_state
+    index = sa.func.generate_series(map_indexes.start, map_indexes.stop - 1).column_valued("i")
+    now = sa.literal(state.timestamp, Timestamp)
+    serialized = sa.literal(state.serialize(), Jsonb)
+    runs = {
+        "id": sa.func.gen_random_uuid(),
+        "flow_run_id": sa.literal(flow_run_id, sa.Uuid),
+        "task_id": sa.literal(task.id, sa.Uuid),
+        "map_index": index,
+        "name": sa.literal(task.name),
+        "state": sa.literal(state.name),
+        "state_type": sa.literal(state.type.value),
+        "state_timestamp": now,
+        "serialized_state": serialized,
+        "version": sa.literal(1),
+        "run_count": sa.literal(0),
+        "cache_key": sa.literal(cache_key, sa.Text),
+        "created": now,
+        "updated": now,
+    }
+    created = (
+        postgresql.insert(table)
+        .from_select(list(runs), sa.select(*runs.values()))
+        .on_conflict_do_nothing(index_elements=["flow_run_id", "task_id", "map_index"])
+        .returning(table.c.id)
+        .cte("created")
+    )
+    first = history_row("task_run", uuid.uuid4(), state, 1)
+    states = {
+        "id": sa.func.gen_random_uuid(),
+        "task_run_id": created.c.id,
+        **{
+            name: sa.literal(first[name], history.c[name].type)
+            for name in ("timestamp", "state", "type", "message", "result", "details")
+        },
+        "serialized_state": serialized,
+        "version": sa.literal(1),
+    }
+    return (
+        sa.insert(history)
+        .from_select(list(states), sa.select(*states.values()).select_from(created))
+        .add_cte(created)
+    )
+
+
+async def _create_task_runs(
+    conn: AsyncConnection,
+    flow_run_id: uuid.UUID,
+    task: Row[Any],
+    map_indexes: range,
+    cache_key: str | None,
+    state: State,
+) -> None:
+    """The same on SQLite, which has no ``generate_series``: the rows are made here and
+    inserted together (SQLAlchemy packs them into as few statements as the driver allows);
+    in-process, a long statement costs no round trip."""
+    table, now = tables.task_run, state.timestamp
     rows = [
         {
             "id": uuid.uuid4(),
@@ -338,14 +418,3 @@ async def _get_or_create_task_runs(
             sa.insert(tables.task_run_state),
             [history_row("task_run", id, state, 1) for id in new_ids],
         )
-    found = (
-        await conn.execute(
-            sa.select(table).where(
-                table.c.flow_run_id == flow_run_id,
-                table.c.task_id == task.id,
-                table.c.map_index.between(map_indexes.start, map_indexes.stop - 1),
-            )
-        )
-    ).all()
-    by_index = {row.map_index: row for row in found}
-    return [by_index[i] for i in map_indexes]

@@ -92,3 +92,39 @@ async def test_the_run_row_follows_its_states(db: Database) -> None:
         ("Running", 4, at(3)),
         ("Completed", 5, at(4)),
     ]
+
+
+async def test_a_batch_writes_every_value_as_given(db: Database) -> None:
+    """The write (one JSON-parameter statement on PostgreSQL, executemany on SQLite) keeps
+    microseconds, SQL NULLs, text beyond ASCII and integers beyond 64 bits."""
+    when = T.replace(microsecond=123_456)
+    async with db.begin() as conn:
+        await models.create_flow(conn, name="f")
+        run = await models.create_flow_run(conn, flow_name="f", now=at(0))
+        await models.set_flow_run_state(conn, run.id, 1, {"type": "RUNNING"}, now=at(0))
+        ids = [
+            (await models.get_or_create_task_run(conn, flow_run_id=run.id, task_slug=f"t-{i}")).id
+            for i in range(3)
+        ]
+        running = [(id, 1, {"type": "RUNNING"}) for id in ids]
+        await models.set_states(conn, "task_run", running, now=when)
+        finished = [
+            (ids[0], 2, {"type": "COMPLETED", "details": {"n": 2**70}, "message": "fin ✓"}),
+            (ids[1], 2, {"type": "FAILED", "message": None}),
+            (ids[2], 2, {"type": "COMPLETED", "result": {"location": "/r", "serializer": "json"}}),
+        ]
+        changes = await models.set_states(conn, "task_run", finished, now=at(5))
+        rows = {id: await models.read_row(conn, "task_run", id) for id in ids}
+        history = await models.list_rows(conn, "task_run_state", where={"version": {"_eq": 3}})
+    assert [c.status.value for c in changes] == ["ACCEPTED"] * 3
+    first, failed, with_result = (rows[id] for id in ids)
+    assert first is not None and failed is not None and with_result is not None
+    assert (first.start_time, first.end_time, first.run_count) == (when, at(5), 1)
+    assert first.state_message == "fin ✓" and first.serialized_state["details"] == {"n": 2**70}
+    assert failed.state_message is None and failed.serialized_state["result"] is None
+    assert with_result.serialized_state["result"] == {"location": "/r", "serializer": "json"}
+    assert {h.task_run_id: (h.state, h.message, h.result, h.details) for h in history} == {
+        ids[0]: ("Completed", "fin ✓", None, {"n": 2**70}),
+        ids[1]: ("Failed", None, None, {}),
+        ids[2]: ("Completed", None, {"location": "/r", "serializer": "json"}, {}),
+    }
