@@ -20,8 +20,9 @@ from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 
 from backend.api.compiled import CompiledReads
+from backend.api.compiled_states import CompiledStates
 from backend.api.context import Context
-from backend.api.endpoint import GraphQLEndpoint
+from backend.api.endpoint import Compiled, GraphQLEndpoint
 from backend.api.schema import schema
 from backend.database import migrate
 from backend.database.engine import Database
@@ -89,12 +90,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.dispose()
 
     graphql = _GraphQL(schema, graphql_ide="graphiql")
-    reads = CompiledReads(schema._schema) if settings.compiled_reads else None
+    compiled: list[Compiled] = []
+    if settings.compiled_reads:
+        compiled.append(CompiledReads(schema._schema))
+    if settings.compiled_states:
+        compiled.append(CompiledStates(schema._schema))
     return Starlette(
         routes=[
             Route("/", home),
             Route("/health", health),
-            Route("/graphql", GraphQLEndpoint(graphql, reads), methods=["GET", "POST"]),
+            Route("/graphql", GraphQLEndpoint(graphql, compiled), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
         lifespan=lifespan,

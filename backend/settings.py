@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Answer read-only queries with one SQL statement that builds the JSON (backend.api.compiled);
     # off, every query goes through Strawberry's executor.
     compiled_reads: bool = True
+    # Answer state proposals (set_*_states) without Strawberry's per-field execution
+    # (backend.api.compiled_states); off, they go through the executor.
+    compiled_states: bool = True
     # Background services (Late marking, crash detection).
     run_services: bool = True
     services_interval_seconds: float = 5.0

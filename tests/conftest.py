@@ -102,15 +102,15 @@ class DatabaseFactory:
 def _compiled_reads_do_not_fail(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
-    """The compiled read path hands a query it cannot answer to the executor, and logs a
-    fault when it breaks. Users get their answer either way; the tests must see the fault
+    """The compiled paths hand an operation they cannot answer to the executor, and log a
+    fault when they break. Users get their answer either way; the tests must see the fault
     (unless the test breaks the database on purpose: ``@pytest.mark.server_faults``)."""
     yield
     if request.node.get_closest_marker("server_faults"):
         return
     # At teardown caplog.records holds only teardown's records: ask for the test's own.
     records = caplog.get_records("setup") + caplog.get_records("call")
-    faults = [r for r in records if "compiled read path failed" in r.getMessage()]
+    faults = [r for r in records if "compiled" in r.getMessage() and "failed" in r.getMessage()]
     assert not faults, faults[0].exc_text
 
 

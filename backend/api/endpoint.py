@@ -1,29 +1,30 @@
-"""``/graphql``: the compiled read path first, Strawberry's view for everything else.
+"""``/graphql``: the compiled paths first, Strawberry's view for everything else.
 
-A JSON POST is offered to ``CompiledReads``; when it answers, the database's JSON text goes
-out inside ``{"data": ...}`` untouched. Otherwise the request, body included, is handed to
-Strawberry's ASGI view as if nothing had read it.
+A JSON POST is offered to ``CompiledReads``, then to ``CompiledStates``; when one answers, its
+JSON text goes out inside ``{"data": ...}``. Otherwise the request, body included, is handed
+to Strawberry's ASGI view as if nothing had read it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api.compiled import CompiledReads
+from backend.models import Database
 
 
 class GraphQLEndpoint:
-    def __init__(self, graphql: ASGIApp, reads: CompiledReads | None) -> None:
+    def __init__(self, graphql: ASGIApp, compiled: Sequence[Compiled] = ()) -> None:
         self.graphql = graphql
-        self.reads = reads
+        self.compiled = compiled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.reads is None or scope["type"] != "http" or scope["method"] != "POST":
+        if not self.compiled or scope["type"] != "http" or scope["method"] != "POST":
             await self.graphql(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -39,19 +40,36 @@ class GraphQLEndpoint:
         await self.graphql(scope, _replay(body, receive), send)
 
     async def _answer(self, request: Request, body: bytes) -> str | None:
-        assert self.reads is not None
         try:
-            payload: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            # The standard library, as Strawberry parses: orjson reads integers beyond 64
+            # bits as floats, which a proposal's details would then store.
+            payload: Any = json.loads(body)
+        except ValueError:
             return None  # Strawberry tells the client what is wrong with it
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return None
-        return await self.reads.execute(
-            request.app.state.db,
-            payload["query"],
-            payload.get("variables"),
-            payload.get("operationName"),
-        )
+        for compiled in self.compiled:
+            data = await compiled.execute(
+                request.app.state.db,
+                payload["query"],
+                payload.get("variables"),
+                payload.get("operationName"),
+            )
+            if data is not None:
+                return data
+        return None
+
+
+class Compiled(Protocol):
+    """A path that answers some operations without the executor (``None``: not this one)."""
+
+    async def execute(
+        self,
+        db: Database,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> str | None: ...
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

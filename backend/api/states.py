@@ -14,6 +14,7 @@ from strawberry.types import Info
 from backend import models
 from backend.api.scalars import Jsonb
 from backend.errors import InputError
+from backend.models import Database
 
 # Proposals per set_*_states request. A client with more sends several requests; a larger
 # batch would hold its row locks for too long.
@@ -55,14 +56,25 @@ async def set_states(
     info: Info, kind: str, proposals: Sequence[tuple[uuid.UUID, int, Any]]
 ) -> SetStatesPayload:
     """Judge a batch of proposals in one transaction, each on its own."""
+    changes = await judge(info.context.db, kind, proposals)
+    return SetStatesPayload(states=[StateChange.of(change) for change in changes])
+
+
+async def judge(
+    db: Database, kind: str, proposals: Sequence[tuple[uuid.UUID, int, Any]]
+) -> list[models.StateChange]:
+    """The resolvers' and the compiled path's one way to judge proposals.
+
+    Raises:
+        InputError: Too many proposals (before anything is written).
+    """
     if len(proposals) > MAX_STATES_PER_REQUEST:
         raise InputError(
             f"{len(proposals)} states in one request is over the limit of"
             f" {MAX_STATES_PER_REQUEST}; send them in several requests."
         )
-    async with info.context.db.begin() as conn:
-        changes = await models.set_states(conn, kind, proposals)
-    return SetStatesPayload(states=[StateChange.of(change) for change in changes])
+    async with db.begin() as conn:
+        return await models.set_states(conn, kind, proposals)
 
 
 @strawberry.type(name="heartbeat_payload")

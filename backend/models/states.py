@@ -103,9 +103,10 @@ async def set_states(
 
     A fixed number of statements whatever the batch size: one read that locks every run
     named (in id order, so two batches naming the same runs queue rather than deadlock), one
-    read of the cache candidates, then one multi-row UPDATE of the runs and one INSERT of
-    their history. Proposals are decided in order against in-memory snapshots, so a second
-    proposal for the same run sees the outcome of the first.
+    read of the cache candidates (only when a run proposed Running has a cache key), then the
+    write of the runs and their history (``_write``: one statement on PostgreSQL).
+    Proposals are decided in order against in-memory snapshots, so a second proposal for the
+    same run sees the outcome of the first.
     """
     now = now or utcnow()
     policy = FLOW_RUN_POLICY if kind == "flow_run" else TASK_RUN_POLICY
