@@ -10,6 +10,7 @@ the usual places (environment, fsspec configuration), never from the backend.
 from __future__ import annotations
 
 import asyncio
+import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,8 +90,11 @@ class ResultStorage:
         location = self.location(**fields)
         data = self.serializer.dumps(value)
         try:
-            with fsspec.open(location, "wb", auto_mkdir=True) as file:
-                file.write(data)
+            if _is_local(location):
+                _write_local(LocalFileSystem._strip_protocol(location), data)
+            else:
+                with fsspec.open(location, "wb", auto_mkdir=True) as file:
+                    file.write(data)
         except Exception as error:
             raise ResultError(f"Cannot write a result to {location!r}: {error}") from error
         return ResultRef(location, self.serializer.name)
@@ -139,6 +143,23 @@ def read_results(refs: Sequence[ResultRef]) -> list[Any]:
         for index, content in zip(indexes, contents, strict=True):
             data[index] = content
     return [_loaded(ref, content) for ref, content in zip(refs, data, strict=True)]
+
+
+def _is_local(location: str) -> bool:
+    """A plain path or a ``file://`` URL (not a chained one such as ``simplecache::``)."""
+    return "::" not in location and split_protocol(location)[0] in (None, "file", "local")
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """Plain writes, the directory made only when missing: an ``fsspec.open`` costs ~3x a
+    small result's write (bench B3 writes 10,000 of them)."""
+    try:
+        file = open(path, "wb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        file = open(path, "wb")
+    with file:
+        file.write(data)
 
 
 def _read_local(path: str) -> bytes | Exception:

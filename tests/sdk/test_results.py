@@ -12,7 +12,7 @@ import fsspec
 import pytest
 
 from sdk import ResultStorage, TaskRunView
-from sdk.exceptions import InvalidInput, ResultNotFound, ResultUnreadable
+from sdk.exceptions import InvalidInput, ResultError, ResultNotFound, ResultUnreadable
 from sdk.results import ResultRef, read_result, read_results
 from tests.sdk.conftest import CountingClient, Recorder
 
@@ -56,6 +56,21 @@ def test_templates_and_serializers_are_checked() -> None:
         )
         == "memory://r/etl/f/inc-1-3"
     )
+
+
+def test_local_results_make_their_directories_and_take_file_urls(tmp_path: Path) -> None:
+    plain = ResultStorage(str(tmp_path / "a" / "{flow_run_id}" / "{task_run_id}"))
+    url = ResultStorage(f"file://{tmp_path}/b/{{flow_run_id}}/{{task_run_id}}", "json")
+    refs = [
+        plain.write([1], flow_run_id="f", task_run_id="t"),
+        url.write({"x": 2}, flow_run_id="f", task_run_id="u"),
+    ]
+    assert (tmp_path / "a" / "f" / "t").is_file() and (tmp_path / "b" / "f").is_dir()
+    assert [read_result(ref) for ref in refs] == [[1], {"x": 2}] == read_results(refs)
+    (tmp_path / "taken").write_text("a file where a directory should be")
+    blocked = ResultStorage(str(tmp_path / "taken" / "{task_run_id}"))
+    with pytest.raises(ResultError, match=r"Cannot write a result to '.*taken/r'"):
+        blocked.write(1, task_run_id="r")
 
 
 def test_missing_and_unreadable_results_name_their_location(tmp_path: Path) -> None:
