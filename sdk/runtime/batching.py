@@ -36,7 +36,7 @@ class StateBatcher:
         self._waiting: list[tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]]] = []
         self._ready = threading.Condition()
         self._closed = False
-        self._arrived = 0  # proposals since the last answer
+        self._arrived = 0  # proposals since the last answer was handed out
         self._thread = threading.Thread(target=self._loop, name="runview-states", daemon=True)
         self._thread.start()
 
@@ -69,8 +69,7 @@ class StateBatcher:
                     return  # closed, nothing left to send
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             self._send(batch)
-            with self._ready:
-                answered, self._arrived = len(batch), 0
+            answered = len(batch)
 
     def _send(
         self, batch: list[tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]]]
@@ -81,11 +80,19 @@ class StateBatcher:
                 documents.SET_TASK_RUN_STATES, {"input": {"states": [p for p, _ in batch]}}
             )
         except BaseException as error:  # every waiting proposer learns why
+            self._answering()
             for _, future in batch:
                 future.set_exception(error)
             return
+        self._answering()
         for (_, future), change in zip(batch, answer["set_task_run_states"]["states"], strict=True):
             future.set_result(change)
+
+    def _answering(self) -> None:
+        """Count arrivals from here: a proposer answered may propose again before the loop
+        looks, and that proposal must count."""
+        with self._ready:
+            self._arrived = 0
 
     def close(self) -> None:
         with self._ready:
