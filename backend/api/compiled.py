@@ -25,6 +25,7 @@ from typing import Any
 
 from graphql import (
     BooleanValueNode,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -36,12 +37,10 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     VariableNode,
-    is_non_null_type,
     parse,
     validate,
 )
-from graphql.pyutils import Undefined
-from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
 from backend.api.tables import plain
 from backend.errors import InputError
@@ -109,49 +108,43 @@ class CompiledReads:
             InputError, Unsupported: an argument the executor must judge, or a shape one
                 statement cannot build.
         """
-        if not isinstance(variables, Mapping | None) or not isinstance(operation_name, str | None):
-            return None  # the executor says what is wrong with them
         operation = self._prepare(query, operation_name)
         if operation is None:
             return None
-        values = self._variables(operation.node, variables or {})
+        values = get_variable_values(
+            self.schema, operation.node.variable_definitions or [], dict(variables or {})
+        )
+        if isinstance(values, list):
+            raise Unsupported("invalid variables")  # the executor words the errors
         walker = _Walker(self.schema, operation.fragments, values)
         return Obj(walker.root(operation.node.selection_set))
 
     def _prepare_uncached(self, query: str, operation_name: str | None) -> _Operation | None:
-        try:
-            document = parse(query)
-        except GraphQLError:
+        chosen = valid_operation(self.schema, query, operation_name)
+        if chosen is None or chosen[1].operation is not OperationType.QUERY:
             return None
-        if validate(self.schema, document):
-            return None
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if operation_name is not None:
-            operations = [o for o in operations if o.name and o.name.value == operation_name]
-        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-            return None
+        document, operation = chosen
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        return _Operation(operations[0], fragments)
+        return _Operation(operation, fragments)
 
-    def _variables(
-        self, operation: OperationDefinitionNode, inputs: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """The operation's variables coerced as graphql-core's executor coerces them."""
-        values: dict[str, Any] = {}
-        for definition in operation.variable_definitions or ():
-            name = definition.variable.name.value
-            kind = type_from_ast(self.schema, definition.type)
-            if name in inputs:
-                values[name] = coerce_input_value(inputs[name], kind)  # type: ignore[arg-type]
-            elif definition.default_value is not None:
-                values[name] = value_from_ast(definition.default_value, kind)  # type: ignore[arg-type]
-            elif is_non_null_type(kind):
-                raise Unsupported(f"variable ${name} is required")
-            if values.get(name) is Undefined:
-                raise Unsupported(f"variable ${name} is invalid")
-        return values
+
+def valid_operation(
+    schema: GraphQLSchema, query: str, operation_name: str | None
+) -> tuple[DocumentNode, OperationDefinitionNode] | None:
+    """The document, if it parses and validates, and its one operation to run (by name, or
+    the only one); ``None`` otherwise: the executor says what is wrong."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    if validate(schema, document):
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    return (document, operations[0]) if len(operations) == 1 else None
 
 
 class _Walker:
@@ -161,11 +154,12 @@ class _Walker:
         self,
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
-        variables: dict[str, Any],
+        values: VariableValues,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
-        self.variables = variables
+        self.values = values  # what graphql-core's argument coercion takes
+        self.variables = values.coerced
 
     def root(self, selection_set: SelectionSetNode) -> Fields:
         query_type = self.schema.query_type
@@ -237,20 +231,12 @@ class _Walker:
         return Obj(tuple(fields))
 
     def _arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
-        """The field's arguments as plain data; absent ones are left out."""
-        arguments: dict[str, Any] = {}
-        for argument in node.arguments or ():
-            name = argument.name.value
-            if isinstance(argument.value, VariableNode):
-                if argument.value.name.value not in self.variables:
-                    continue  # an optional variable not given: the argument is absent
-                value = self.variables[argument.value.name.value]
-            else:
-                value = value_from_ast(argument.value, definition.args[name].type, self.variables)
-            if value is Undefined:
-                raise Unsupported(f"the argument {name}")
-            arguments[name] = plain(value)
-        return arguments
+        """The field's arguments as plain data, coerced as the executor coerces them."""
+        try:
+            arguments = get_argument_values(definition, node, self.values)
+        except GraphQLError as error:
+            raise Unsupported(f"the arguments of {node.name.value}: {error.message}") from None
+        return {name: plain(value) for name, value in arguments.items()}
 
     def _collect(self, selection_sets: Iterable[SelectionSetNode]) -> dict[str, list[FieldNode]]:
         """Fields by response key, in order, through fragments and @include/@skip (the

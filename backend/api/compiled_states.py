@@ -36,11 +36,10 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    parse,
-    validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
+from backend.api.compiled import valid_operation
 from backend.api.states import judge
 from backend.errors import InputError
 from backend.models import Database
@@ -80,8 +79,6 @@ class CompiledStates:
         operation_name: str | None = None,
     ) -> str | None:
         """The JSON text of the answer's ``data``, or ``None`` if the executor must answer."""
-        if not isinstance(variables, Mapping | None) or not isinstance(operation_name, str | None):
-            return None
         mutation = self._prepare(query, operation_name)
         if mutation is None:
             return None
@@ -99,26 +96,19 @@ class CompiledStates:
         return _answer(mutation, changes)
 
     def _prepare_uncached(self, query: str, operation_name: str | None) -> _Mutation | None:
-        try:
-            document = parse(query)
-        except GraphQLError:
+        chosen = valid_operation(self.schema, query, operation_name)
+        if chosen is None:
             return None
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if operation_name is not None:
-            operations = [o for o in operations if o.name and o.name.value == operation_name]
-        if len(operations) != 1 or len(document.definitions) != 1:
-            return None  # several operations, or fragments: the executor's business
-        operation = operations[0]
+        document, operation = chosen
+        if len(document.definitions) != 1:
+            return None  # other operations or fragments: the executor's business
         if operation.operation is not OperationType.MUTATION or operation.directives:
             return None
         roots = operation.selection_set.selections
         if len(roots) != 1 or not _plain(roots[0]) or roots[0].name.value not in FIELDS:
             return None
-        field = roots[0]
-        selection = _payload(field.selection_set)
-        if selection is None or validate(self.schema, document):
-            return None
-        return _Mutation(operation, field, selection)
+        selection = _payload(roots[0].selection_set)
+        return None if selection is None else _Mutation(operation, roots[0], selection)
 
     def _proposals(
         self, mutation: _Mutation, inputs: Mapping[str, Any]

@@ -48,12 +48,15 @@ class GraphQLEndpoint:
             return None  # Strawberry tells the client what is wrong with it
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return None
+        variables, operation_name = payload.get("variables"), payload.get("operationName")
+        if not isinstance(variables, dict | None) or not isinstance(operation_name, str | None):
+            return None  # Strawberry says what is wrong with them
         for compiled in self.compiled:
             data = await compiled.execute(
                 request.app.state.db,
                 payload["query"],
-                payload.get("variables"),
-                payload.get("operationName"),
+                variables,
+                operation_name,
             )
             if data is not None:
                 return data
