@@ -23,8 +23,22 @@ class TaskInput:
 @strawberry.input(name="create_flow_input")
 class CreateFlowInput:
     name: str
-    entrypoint: str | None = None
+    entrypoint: str | None = strawberry.field(
+        default=None,
+        description="Where an agent finds the flow: 'path/file.py:name' or 'package.module:name'.",
+    )
+    default_entrypoint: str | None = strawberry.field(
+        default=None,
+        description="Recorded only while the flow has no entrypoint (what a runtime sends):"
+        " never replaces a registered one.",
+    )
     description: str | None = None
+    labels: list[str] | None = strawberry.field(
+        default=None, description="Labels of the flow's runs that are created without any."
+    )
+    source_hash: str | None = strawberry.field(
+        default=None, description="A hash of the source registered; a new one bumps the version."
+    )
     tasks: list[TaskInput] | None = None
 
 
@@ -38,7 +52,7 @@ class CreateFlowPayload:
 class Mutation:
     @strawberry.mutation(
         description="Register a flow, or update it: same name, same flow. Its version goes"
-        " up when its entrypoint or its tasks change."
+        " up when its entrypoint, description, labels, source hash or tasks change."
     )
     async def create_flow(self, info: Info, input: CreateFlowInput) -> CreateFlowPayload:
         tasks = [
@@ -50,7 +64,10 @@ class Mutation:
                 conn,
                 name=input.name,
                 entrypoint=input.entrypoint,
+                default_entrypoint=input.default_entrypoint,
                 description=input.description,
+                labels=input.labels,
+                source_hash=input.source_hash,
                 tasks=tasks,
             )
         return CreateFlowPayload(id=row.id, version=row.version)

@@ -87,6 +87,12 @@ flow = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, default=1),
     sa.Column("description", sa.Text),
     sa.Column("entrypoint", sa.Text),
+    # Labels a run of the flow gets when whoever creates it gives none: an agent claims a
+    # run only if it has all the run's labels.
+    sa.Column("labels", Jsonb, nullable=False, default=list, server_default="[]"),
+    # The sha256 of the source file the flow was registered from: registering the same code
+    # again changes nothing, changed code bumps the version.
+    sa.Column("source_hash", sa.Text),
     _created(),
     _updated(),
     sa.UniqueConstraint("name"),
@@ -129,6 +135,9 @@ flow_run = sa.Table(
     sa.Index(None, "parent_task_run_id"),
     # Agents and the Late service look for due runs of a given state type.
     sa.Index(None, "state_type", "scheduled_start_time"),
+    # Listings show the newest runs first, of every flow or of one.
+    sa.Index(None, "created"),
+    sa.Index(None, "flow_id", "created"),
 )
 
 task_run = sa.Table(

@@ -40,31 +40,57 @@ async def create_flow(
     *,
     name: str,
     entrypoint: str | None = None,
+    default_entrypoint: str | None = None,
     description: str | None = None,
+    labels: Sequence[str] | None = None,
+    source_hash: str | None = None,
     tasks: Sequence[Mapping[str, Any]] = (),
 ) -> Row[Any]:
-    """Create the flow ``name`` or update it; its version goes up when its entrypoint or its
-    task list changes. Fields left out keep their value. Tasks are matched by slug and never
-    deleted (runs refer to them)."""
+    """Create the flow ``name`` or update it; its version goes up when anything registered
+    about it changes (entrypoint, description, labels, source hash, its task list). Fields
+    left out keep their value. Tasks are matched by slug and never deleted (runs refer to them).
+
+    ``default_entrypoint`` is what a runtime sends: it is recorded only while the flow has no
+    entrypoint, so where a run happened to start never replaces a registered entrypoint.
+    """
+    if entrypoint is not None and default_entrypoint is not None:
+        raise InputError(
+            f"give entrypoint {entrypoint!r} or default_entrypoint {default_entrypoint!r},"
+            " not both."
+        )
+    if labels is not None and not all(isinstance(label, str) and label for label in labels):
+        raise InputError(f"labels {list(labels)!r} must be non-empty strings.")
     flow = tables.flow
     inserted = await conn.execute(
         _insert_on_conflict(conn, flow)
-        .values(id=uuid.uuid4(), name=name, version=1, entrypoint=entrypoint)
+        .values(
+            id=uuid.uuid4(),
+            name=name,
+            version=1,
+            entrypoint=entrypoint or default_entrypoint,
+            labels=list(labels or []),
+        )
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(flow.c.id)
     )
     created = inserted.one_or_none() is not None
     row = (await conn.execute(sa.select(flow).where(flow.c.name == name).with_for_update())).one()
-    # Fields left out (None) keep their value: a runtime upserting its flow by name must not
-    # erase the entrypoint a registration recorded.
-    changed = entrypoint is not None and row.entrypoint != entrypoint
-    for spec in tasks:
-        changed |= await _upsert_task(conn, row.id, spec)
-    values: dict[str, Any] = {
+    if entrypoint is None and row.entrypoint is None:
+        entrypoint = default_entrypoint
+    wanted: dict[str, Any] = {
         key: value
-        for key, value in (("description", description), ("entrypoint", entrypoint))
+        for key, value in (
+            ("entrypoint", entrypoint),
+            ("description", description),
+            ("labels", None if labels is None else list(labels)),
+            ("source_hash", source_hash),
+        )
         if value is not None
     }
+    values = {key: value for key, value in wanted.items() if getattr(row, key) != value}
+    changed = bool(values)
+    for spec in tasks:
+        changed |= await _upsert_task(conn, row.id, spec)
     if changed and not created:
         values["version"] = row.version + 1
     if values:
@@ -145,6 +171,8 @@ async def create_flow_run(
     """
     now = now or utcnow()
     flow = await _flow_id(conn, flow_id, flow_name)
+    if labels is None:  # the flow's own labels, as registered
+        labels = await conn.scalar(sa.select(tables.flow.c.labels).where(tables.flow.c.id == flow))
     for name, value, kind in (("parameters", parameters, Mapping), ("context", context, Mapping)):
         if value is not None and not isinstance(value, kind):
             raise InputError(f"{name} {value!r} is not an object.")

@@ -1,5 +1,5 @@
 """The flow-run half of the engine: create the run, run the function under a heartbeat,
-decide the final state by seed 003's rules, and mirror a nested flow run on its parent's
+decide its final state (see ``sdk.flows``), and mirror a nested flow run on its parent's
 task run. Task runs are in ``sdk.runtime.engine``."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def run_flow(
     client = client or (parent.client if parent is not None else flow.client or default_client())
     if claimed is None:
         # Recording where the flow is defined lets an agent run it later by name.
-        flow_input = {"name": flow.name, "entrypoint": flow.entrypoint()}
+        flow_input = {"name": flow.name, "default_entrypoint": flow.entrypoint()}
         client.execute(documents.CREATE_FLOW, {"input": flow_input})
 
     parent_task_run: tuple[str, int] | None = None

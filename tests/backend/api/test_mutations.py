@@ -73,6 +73,37 @@ def test_create_flow_upserts_by_name_and_versions_changes(server: Server) -> Non
     ]
 
 
+def test_a_runtime_never_replaces_a_registered_entrypoint(server: Server) -> None:
+    # What a runtime sends is recorded only while the flow has no entrypoint.
+    first = create_flow(server, name="etl", default_entrypoint="/tmp/run.py:etl")
+    registered = create_flow(server, name="etl", entrypoint="/srv/etl.py:etl")
+    assert registered == {"id": first["id"], "version": 2}
+    assert create_flow(server, name="etl", default_entrypoint="/elsewhere.py:etl") == registered
+    [row] = server.data("{ flow { entrypoint version } }")["flow"]
+    assert row == {"entrypoint": "/srv/etl.py:etl", "version": 2}
+    body = server.graphql(
+        CREATE_FLOW, {"input": {"name": "etl", "entrypoint": "a.py:x", "default_entrypoint": "b"}}
+    )
+    assert "not both" in body["errors"][0]["message"]
+
+
+def test_a_flow_s_labels_and_source_hash_are_registered(server: Server) -> None:
+    first = create_flow(server, name="etl", labels=["gpu"], source_hash="aa")
+    assert create_flow(server, name="etl", labels=["gpu"], source_hash="aa") == first
+    assert create_flow(server, name="etl", source_hash="bb")["version"] == 2  # new code
+    assert create_flow(server, name="etl", labels=[])["version"] == 3
+    create_flow(server, name="etl", labels=["gpu", "big"])
+    create = "mutation ($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }"
+    default = server.data(create, {"input": {"flow_name": "etl"}})["create_flow_run"]["id"]
+    own = server.data(create, {"input": {"flow_name": "etl", "labels": ["small"]}})
+    labels = "query ($id: uuid!) { flow_run_by_pk(id: $id) { labels } }"
+    assert server.data(labels, {"id": default})["flow_run_by_pk"]["labels"] == ["gpu", "big"]
+    own_id = own["create_flow_run"]["id"]
+    assert server.data(labels, {"id": own_id})["flow_run_by_pk"]["labels"] == ["small"]
+    body = server.graphql(CREATE_FLOW, {"input": {"name": "etl", "labels": [""]}})
+    assert "must be non-empty strings" in body["errors"][0]["message"]
+
+
 def test_create_flow_run_by_name_or_id_idempotently(server: Server) -> None:
     flow = create_flow(server, name="hello")
     by_name = create_run(server, flow_name="hello", parameters={"name": "marvin"}, labels=["dev"])
