@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 
+from backend import playground
 from backend.api.compiled import CompiledReads
 from backend.api.compiled_states import CompiledStates
 from backend.api.context import Context
@@ -35,6 +36,10 @@ logger = logging.getLogger("runview.server")
 class _GraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any = None) -> Context:
         return Context(db=request.app.state.db, request=request)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's page loads GraphiQL from a CDN; runview's serves its own copy.
+        return await playground.page(request)
 
 
 async def health(request: Request) -> Response:
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health),
             Route("/graphql", GraphQLEndpoint(graphql, compiled), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route(f"{playground.PREFIX}/{{path:path}}", playground.Assets()),
         ],
         lifespan=lifespan,
     )

@@ -14,6 +14,7 @@ from backend.models.flow_runs import (
     record_heartbeat,
 )
 from backend.models.logs import write_run_logs
+from backend.models.playground import read_latest_flow_run_id
 from backend.models.reads import count_rows, list_rows, load_related, read_row
 from backend.models.runs import (
     create_flow,
@@ -73,5 +74,6 @@ __all__ = [
     "mark_crashed_runs",
     "mark_late_runs",
     "load_related",
+    "read_latest_flow_run_id",
     "read_row",
 ]
