@@ -120,6 +120,97 @@ LOGS = Document(
     retry=True,
 )
 
+# What the command line shows
+
+FLOWS = Document(
+    "flows",
+    """query flows($where: flow_bool_exp!) {
+      flow(where: $where, order_by: {name: asc}) {
+        id name version entrypoint labels description created updated
+        tasks(order_by: {slug: asc}) { slug mapped }
+      }
+    }""",
+    retry=True,
+)
+
+FLOW_RUNS_IN_RANGE = Document(
+    "flow_runs_in_range",
+    """query flow_runs_in_range($first: uuid!, $last: uuid!, $limit: Int!) {
+      flow_run(where: {id: {_gte: $first, _lte: $last}}, order_by: {id: asc}, limit: $limit) {
+        id name state created flow { name }
+      }
+    }""",
+    retry=True,
+)
+
+FLOW_RUN_ROWS = Document(
+    "flow_run_rows",
+    """query flow_run_rows($where: flow_run_bool_exp!, $limit: Int) {
+      flow_run(where: $where, order_by: [{created: desc}, {id: desc}], limit: $limit) {
+        id name state state_type state_message labels created scheduled_start_time
+        start_time end_time parent_task_run_id flow { name }
+      }
+    }""",
+    retry=True,
+)
+
+TASK_RUN_ROWS = Document(
+    "task_run_rows",
+    """query task_run_rows($where: task_run_bool_exp!) {
+      task_run(where: $where, order_by: [{task: {slug: asc}}, {map_index: asc}]) {
+        id map_index state state_type state_message run_count start_time end_time
+        task { slug mapped }
+      }
+    }""",
+    retry=True,
+)
+
+TASK_RUN_HISTORY = Document(
+    "task_run_history",
+    """query task_run_history($id: uuid!) {
+      task_run_by_pk(id: $id) {
+        id cache_key
+        states(order_by: {version: asc}) { state type message timestamp version result }
+      }
+    }""",
+    retry=True,
+)
+
+LOGS_SINCE = Document(
+    "logs_since",
+    """query logs_since($flow_run_id: uuid!, $level: Int!, $since: timestamptz!) {
+      flow_run_by_pk(id: $flow_run_id) { state_type }
+      log(where: {flow_run_id: {_eq: $flow_run_id}, level: {_gte: $level},
+                  timestamp: {_gte: $since}},
+          order_by: [{timestamp: asc}, {id: asc}]) {
+        id task_run_id timestamp level name message
+      }
+    }""",
+    retry=True,
+)
+
+RUN_PROGRESS = Document(
+    "run_progress",
+    """query run_progress($id: uuid!) {
+      flow_run_by_pk(id: $id) {
+        id name state state_type state_message version flow { name }
+        states(order_by: {version: asc}) { state type message timestamp version }
+      }
+      task_run(where: {flow_run_id: {_eq: $id}, map_index: {_eq: -1}},
+               order_by: {created: asc}) {
+        id state state_type state_message version task { slug mapped }
+      }
+      children: task_run_aggregate(where: {flow_run_id: {_eq: $id}, map_index: {_gte: 0}}) {
+        aggregate { count }
+      }
+      finished: task_run_aggregate(where: {flow_run_id: {_eq: $id}, map_index: {_gte: 0},
+          state_type: {_in: ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]}}) {
+        aggregate { count }
+      }
+    }""",
+    retry=True,
+)
+
 # Writes
 
 CREATE_FLOW = Document(
@@ -133,7 +224,7 @@ CREATE_FLOW = Document(
 CREATE_FLOW_RUN = Document(
     "create_flow_run",
     """mutation create_flow_run($input: create_flow_run_input!) {
-      create_flow_run(input: $input) { id }
+      create_flow_run(input: $input) { id version }
     }""",
     retry=True,  # the client always sends an idempotency key
 )
@@ -222,3 +313,14 @@ DELETE_FLOW_RUN = Document(
 )
 
 ALL: tuple[Document, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Document))
+
+# Composing flows (sdk.flow_runs): whether an agent can ever claim a run of a flow. Added
+# after ALL, so added to it here.
+
+FLOW_ENTRYPOINT = Document(
+    "flow_entrypoint",
+    "query flow_entrypoint($id: uuid!) { flow_by_pk(id: $id) { id entrypoint } }",
+    retry=True,
+)
+
+ALL = (*ALL, FLOW_ENTRYPOINT)

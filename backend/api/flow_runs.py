@@ -28,11 +28,17 @@ class CreateFlowRunInput:
     scheduled_start_time: dt.datetime | None = None
     idempotency_key: str | None = None
     parent_task_run_id: uuid.UUID | None = None
+    pending: bool = strawberry.field(
+        default=False,
+        description="Create the run Pending, not Scheduled: its creator runs it now, so no"
+        " agent may claim it.",
+    )
 
 
 @strawberry.type(name="create_flow_run_payload")
 class CreateFlowRunPayload:
     id: uuid.UUID
+    version: int
 
 
 @strawberry.input(name="flow_run_state_proposal")
@@ -98,8 +104,9 @@ class Mutation:
                 scheduled_start_time=input.scheduled_start_time,
                 idempotency_key=input.idempotency_key,
                 parent_task_run_id=input.parent_task_run_id,
+                pending=input.pending,
             )
-        return CreateFlowRunPayload(id=row.id)
+        return CreateFlowRunPayload(id=row.id, version=row.version)
 
     @strawberry.mutation(description="Propose states for flow runs; each is judged on its own.")
     async def set_flow_run_states(

@@ -95,8 +95,8 @@ async def claim_flow_runs(
     """Move up to ``limit`` due flow runs to Pending for one agent; the runs it claimed.
 
     Due: SCHEDULED (Scheduled, Late, AwaitingRetry) with a start time not in the future,
-    of a flow with an entrypoint: without one no agent can load the flow, and the run is
-    one that a process runs itself (``Flow.run()`` creates it Scheduled, then starts it).
+    of a flow with an entrypoint: without one no agent can load the flow. (A run its
+    creator runs itself is created Pending, never Scheduled, so no agent sees it.)
     An agent takes a run only if it has every label of the run. The oldest due runs go
     first. ``FOR UPDATE SKIP LOCKED`` lets agents claim concurrently: each skips the rows
     another is claiming, so no run is claimed twice and nobody waits.

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.database import tables
 from backend.database.types import Jsonb, Timestamp, utcnow
 from backend.errors import InputError
-from backend.models.states import history_row
+from backend.models.states import history_row, set_flow_run_state
 from backend.orchestration.states import State, StateType
 
 _TASK_FIELDS = ("name", "mapped", "max_retries", "retry_delay_seconds", "tags")
@@ -163,11 +163,14 @@ async def create_flow_run(
     scheduled_start_time: dt.datetime | None = None,
     idempotency_key: str | None = None,
     parent_task_run_id: uuid.UUID | None = None,
+    pending: bool = False,
     now: dt.datetime | None = None,
 ) -> Row[Any]:
     """Schedule a run of a flow (Scheduled at ``scheduled_start_time``, default now).
 
     With an ``idempotency_key``, asking again returns the run the first call created.
+    ``pending``: the creator runs it at once, so it moves on to Pending in the same
+    transaction, through the state rules; an agent never sees it Scheduled and claims it.
     """
     now = now or utcnow()
     flow = await _flow_id(conn, flow_id, flow_name)
@@ -212,6 +215,8 @@ async def create_flow_run(
     await conn.execute(
         sa.insert(tables.flow_run_state).values(history_row("flow_run", id, state, 1))
     )
+    if pending:
+        await set_flow_run_state(conn, id, 1, {"type": "PENDING"}, now=now)
     return (await conn.execute(sa.select(table).where(table.c.id == id))).one()
 
 

@@ -98,20 +98,20 @@ def run_flow(
                     "parameters": _jsonable(parameters),
                     "idempotency_key": str(uuid.uuid4()),
                     "parent_task_run_id": parent_task_run[0] if parent_task_run else None,
+                    # This process runs it now: no agent may claim it meanwhile.
+                    "pending": True,
                 }
             },
         )["create_flow_run"]
-        flow_run_id, version = uuid.UUID(run["id"]), 1
-        steps: tuple[str, ...] = ("PENDING", "RUNNING")
+        flow_run_id, version = uuid.UUID(run["id"]), run["version"]
     else:
-        (flow_run_id, version), steps = claimed, ("RUNNING",)
-    for state_type in steps:
-        change = propose(client, "flow", flow_run_id, version, {"type": state_type})
-        if change["status"] != "ACCEPTED":
-            return _finish(
-                parent, parent_task_run, state_after(change, flow_run_id), return_state, client
-            )
-        version += 1
+        flow_run_id, version = claimed
+    change = propose(client, "flow", flow_run_id, version, {"type": "RUNNING"})
+    if change["status"] != "ACCEPTED":
+        return _finish(
+            parent, parent_task_run, state_after(change, flow_run_id), return_state, client
+        )
+    version += 1
 
     ctx = FlowRunContext(
         client=client,

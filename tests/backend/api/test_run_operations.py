@@ -205,8 +205,8 @@ def test_logs_are_written_in_batches(server: Server) -> None:
 
 def test_claims_take_due_runs_whose_labels_the_agent_has(server: Server) -> None:
     create_flow(server, name="hello", entrypoint="hello.py:hello")
-    # A flow without an entrypoint cannot be loaded by an agent: its runs are the process's
-    # that created them (Flow.run() creates its run Scheduled, then starts it itself).
+    # A flow without an entrypoint cannot be loaded by an agent: nobody could run its
+    # Scheduled runs but the process that created them.
     create_flow(server, name="in_process")
     create_run(server, flow_name="in_process", flow_run_name="mine")
     plain = create_run(server, flow_name="hello", flow_run_name="plain")
@@ -218,6 +218,15 @@ def test_claims_take_due_runs_whose_labels_the_agent_has(server: Server) -> None
         flow_run_name="future",
         scheduled_start_time="2999-01-01T00:00:00+00:00",
     )
+    # A run its creator runs at once is created Pending: no agent ever sees it Scheduled.
+    created = server.data(
+        'mutation { create_flow_run(input: {flow_name: "hello", pending: true}) { id version } }'
+    )["create_flow_run"]
+    assert created["version"] == 2
+    assert history(server, "flow_run", created["id"]) == [
+        ("Scheduled", "SCHEDULED", 1),
+        ("Pending", "PENDING", 2),
+    ]
 
     def claim(limit: int, labels: list[str]) -> list[str]:
         runs = server.data(CLAIM, {"limit": limit, "labels": labels})["claim_flow_runs"]
