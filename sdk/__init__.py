@@ -13,6 +13,9 @@
     state = my_flow(return_state=True)
     FlowRunView.from_flow_run_id(state.flow_run_id).get_task_run("add_one-1").get_result()
 
+A flow may decide its own final state by returning ``Completed(...)``, ``Failed(...)``,
+``Cancelled(...)`` or ``TimedOut(...)``.
+
 With ``RUNVIEW_API_URL`` unset everything runs embedded: the backend inside this process,
 over ``$RUNVIEW_HOME/runview.db``.
 """
@@ -23,7 +26,7 @@ from sdk.flow_runs import create_flow_run, get_task_run_result, wait_for_flow_ru
 from sdk.flows import Flow, Parameter, flow
 from sdk.results import ResultRef, ResultStorage
 from sdk.runtime.logs import get_run_logger
-from sdk.states import State
+from sdk.states import Cancelled, Completed, Failed, State, TimedOut
 from sdk.tasks import Task, task, unmapped
 from sdk.views import NOT_LOADED, FlowRunView, LogRecord, TaskRunView
 
@@ -31,7 +34,10 @@ __all__ = [
     "NOT_LOADED",
     "Agent",
     "AsyncClient",
+    "Cancelled",
     "Client",
+    "Completed",
+    "Failed",
     "FlowRunView",
     "LogRecord",
     "Flow",
@@ -41,6 +47,7 @@ __all__ = [
     "State",
     "Task",
     "TaskRunView",
+    "TimedOut",
     "create_flow_run",
     "flow",
     "get_run_logger",

@@ -3,22 +3,28 @@
 ::
 
     RunviewError
-    ├── ClientError               the server could not be reached, or answered unusably
-    ├── ServerError               the server failed on a request (its log has the cause)
-    ├── InvalidInput (ValueError) a value this program passed is malformed, or was refused
-    ├── NotFound (LookupError)    no run, task or flow has that id or slug
-    ├── RunNotFinished            a result was asked of a run that is not finished
-    ├── RunFailed                 the result of a run that failed (without an exception here)
-    ├── RunCancelled              the result of a run that was cancelled
-    └── ResultError               a result cannot be written or read
-        ├── NoResultLocation      the run finished without a result location
-        ├── ResultNotFound        nothing is stored at the location
-        └── ResultUnreadable      something is there, but it does not deserialize
+    ├── ClientError                  the server could not be reached, or answered unusably
+    ├── ServerError                  the server failed on a request (its log has the cause)
+    ├── InvalidInput (ValueError)    a value this program passed is malformed, or was refused
+    ├── NotFound (LookupError)       no run, task or flow has that id or slug
+    ├── RunNotFinished               a result was asked of a run that is not finished
+    ├── RunFailed                    a run whose result was asked for failed or crashed
+    ├── RunCancelled                 a run whose result was asked for was cancelled
+    ├── WaitTimedOut (TimeoutError)  a run did not finish within the time given to wait
+    └── ResultError                  a result cannot be written or read
+        ├── NoResultLocation         the run finished without a result location
+        ├── ResultNotFound           nothing is stored at the location
+        └── ResultUnreadable         something is there, but it does not deserialize
 
     FlowRunCancelled (BaseException)  stops a flow that is being cancelled
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdk.states import State
 
 
 class RunviewError(Exception):
@@ -51,12 +57,23 @@ class RunNotFinished(RunviewError):
     """A result was asked of a run that has not finished."""
 
 
-class RunFailed(RunviewError):
-    """A run failed; raised by ``State.result()`` when the exception is not in this process."""
+class _WithState(RunviewError):
+    def __init__(self, message: str, state: State | None = None) -> None:
+        super().__init__(message)
+        self.state = state  # the run's state when this was raised, when it is known
 
 
-class RunCancelled(RunviewError):
-    """A run was cancelled; raised by ``State.result()``."""
+class RunFailed(_WithState):
+    """A run ended Failed or Crashed: raised by ``State.result()`` when the exception is not
+    in this process, and by ``get_task_run_result`` for a child flow run that failed."""
+
+
+class RunCancelled(_WithState):
+    """A run was cancelled: raised by ``State.result()`` and ``get_task_run_result``."""
+
+
+class WaitTimedOut(_WithState, TimeoutError):
+    """A run did not finish within the ``timeout`` given to wait for it (the run goes on)."""
 
 
 class FlowRunCancelled(BaseException):

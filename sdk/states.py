@@ -3,6 +3,21 @@
 A State carries its type (which the server's rules reason about), its name (which people
 read: Running and Retrying are both RUNNING), a message, and, for a finished run, where its
 result is. States the SDK returns for runs carry ``flow_run_id`` (and ``task_run_id``).
+
+The constructors ``Completed``, ``Failed``, ``Cancelled`` and ``TimedOut`` are for a flow
+that decides its own final state by returning one::
+
+    @flow
+    def nightly():
+        if not new_files():
+            return Cancelled("nothing arrived today")
+        load()
+
+They are the final states a run can mean to end in. The others of the state table are not
+offered: Scheduled, Late, AwaitingRetry, Pending, Running, Retrying, Paused and Cancelling
+are not final (a run returning one would not be over); Crashed says the process running
+the run died, which the run itself cannot report by returning; Cached is the server's
+decision to reuse an earlier result.
 """
 
 from __future__ import annotations
@@ -21,6 +36,11 @@ TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "CRASHED"})
 
 class _NotLoaded:
     def __repr__(self) -> str:
+        return "NOT_LOADED"
+
+    def __reduce__(self) -> str:
+        # Unpickled as the one sentinel, so ``is NOT_LOADED`` still holds in a pickled
+        # State (a FlowRunView returned by a task is written to result storage).
         return "NOT_LOADED"
 
 
@@ -105,13 +125,15 @@ class State:
         """
         if self.type in ("FAILED", "CRASHED"):
             error = self.exception or RunFailed(
-                f"The run ended {self.name}: {self.message or 'no message'}."
+                f"The run ended {self.name}: {self.message or 'no message'}.", self
             )
             if raise_on_failure:
                 raise error
             return error
         if self.is_cancelled():
-            cancelled = RunCancelled(f"The run was cancelled: {self.message or 'no message'}.")
+            cancelled = RunCancelled(
+                f"The run was cancelled: {self.message or 'no message'}.", self
+            )
             if raise_on_failure:
                 raise cancelled
             return cancelled
@@ -129,15 +151,55 @@ class State:
 
 
 def Completed(message: str | None = None, data: Any = NOT_LOADED) -> State:  # noqa: N802
-    """A Completed state, for a flow that decides its own final state."""
+    """A Completed state, for a flow that decides its own final state.
+
+    Args:
+        message: Why, as people will read it on the run.
+        data: What ``result()`` of the returned state gives in this process (it is not
+            written to result storage).
+
+    Example::
+
+        @flow
+        def check():
+            return Completed("all 12 files present")
+    """
     return State(type="COMPLETED", name="Completed", message=message, data=data)
 
 
 def Failed(message: str | None = None) -> State:  # noqa: N802
-    """A Failed state, for a flow that decides its own final state."""
+    """A Failed state, for a flow that decides it failed without raising.
+
+    Example::
+
+        @flow
+        def check():
+            if missing_files():
+                return Failed("3 of 12 files are missing")
+    """
     return State(type="FAILED", name="Failed", message=message)
 
 
 def Cancelled(message: str | None = None) -> State:  # noqa: N802
-    """A Cancelled state, for a flow that decides its own final state."""
+    """A Cancelled state, for a flow that decides there is nothing to do.
+
+    Example::
+
+        @flow
+        def nightly():
+            return Cancelled("nothing arrived today")
+    """
     return State(type="CANCELLED", name="Cancelled", message=message)
+
+
+def TimedOut(message: str | None = None) -> State:  # noqa: N802
+    """A TimedOut state (a kind of Failed), for a flow that enforces a deadline of its own.
+
+    Example::
+
+        @flow
+        def wait_for_upload():
+            if not poll_until(deadline):
+                return TimedOut("no upload by 06:00")
+    """
+    return State(type="FAILED", name="TimedOut", message=message)

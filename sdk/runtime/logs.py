@@ -3,8 +3,13 @@
 A record logged through a run logger carries its run's ids and its flow run's
 ``LogShipper``; the shipper collects records and sends them with ``write_run_logs`` every
 second, whenever 1,000 are waiting, and once more when the flow run ends (before its final
-state is proposed, so the logs are there when the run returns). Records also propagate to
-the standard logging tree, so they show on the console as usual.
+state is proposed, so the logs are there when the run returns).
+
+On the console: records propagate to the standard logging tree, so a program that
+configured logging (a handler on the root logger) shows them its own way. One that did not
+would show none: Python's last-resort handler speaks only when no handler at all is on a
+record's way, and ``RunLogHandler`` is. So ``ConsoleFallback`` prints INFO and above on
+stderr, but only while the root logger has no handler: either way each record shows once.
 """
 
 from __future__ import annotations
@@ -61,6 +66,30 @@ class LogShipper:
         self.flush()
 
 
+class ConsoleFallback(logging.Handler):
+    """Prints run-log records on stderr while the program has configured no logging.
+
+    Checked at each record, so logging configured after ``import sdk`` takes over.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(
+            logging.Formatter(
+                "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S"
+            )
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return  # the record reaches the root's handlers: printing it here would double it
+        try:
+            # sys.stderr looked up now, not kept: it may have been replaced since.
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
 class RunLogHandler(logging.Handler):
     """Hands records of run loggers to their flow run's shipper."""
 
@@ -83,6 +112,7 @@ class RunLogHandler(logging.Handler):
 
 _logger = logging.getLogger("runview.runs")
 _logger.addHandler(RunLogHandler())
+_logger.addHandler(ConsoleFallback())
 _logger.setLevel(logging.INFO)
 
 
@@ -110,3 +140,15 @@ def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
     }
     name = f"runview.runs.{task_run.task_slug if task_run else flow_run.flow.name}"
     return logging.LoggerAdapter(logging.getLogger(name), extra)
+
+
+def run_logger_or_console(name: str) -> logging.LoggerAdapter[logging.Logger]:
+    """``get_run_logger()`` inside a flow or a task run; elsewhere a logger named
+    ``runview.runs.<name>`` whose records only go to the console (see the module docstring).
+
+    For SDK code that may run either way, such as ``wait_for_flow_run``.
+    """
+    try:
+        return get_run_logger()
+    except RuntimeError:
+        return logging.LoggerAdapter(logging.getLogger(f"runview.runs.{name}"), {})

@@ -11,7 +11,7 @@ from sdk import _loop, documents
 from sdk.client import BaseClient, default_client
 from sdk.exceptions import InvalidInput, NotFound
 from sdk.states import State
-from sdk.views._common import execute, parse_time, parse_uuid
+from sdk.views._common import execute, parse_time, parse_uuid, reduce_view
 from sdk.views.task_run import TaskRunView
 
 
@@ -42,7 +42,11 @@ class _TaskRunCache:
 
 @dataclass(frozen=True, repr=False)
 class FlowRunView:
-    """A snapshot of one flow run. Build it with ``from_flow_run_id``."""
+    """A snapshot of one flow run. Build it with ``from_flow_run_id``.
+
+    It pickles as its snapshot data and is loaded back with the default client, so a task
+    can return one (``wait_for_flow_run`` does).
+    """
 
     flow_run_id: uuid.UUID
     name: str
@@ -93,6 +97,10 @@ class FlowRunView:
             _client=client,
             _task_runs=cache or _TaskRunCache(),
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its snapshot, without the client or its cache of task runs (see views._common).
+        return reduce_view(self)
 
     def __repr__(self) -> str:
         return (

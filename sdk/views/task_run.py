@@ -13,7 +13,14 @@ from sdk.client import BaseClient, default_client
 from sdk.exceptions import InvalidInput, NoResultLocation, NotFound, RunNotFinished
 from sdk.results import ResultRef, aread_results
 from sdk.states import TERMINAL, State
-from sdk.views._common import NOT_LOADED, Slot, execute, parse_time, parse_uuid
+from sdk.views._common import (
+    NOT_LOADED,
+    Slot,
+    execute,
+    parse_time,
+    parse_uuid,
+    reduce_view,
+)
 
 _REF = {"location", "serializer"}
 
@@ -61,6 +68,10 @@ class TaskRunView:
             end_time=parse_time(row["end_time"]),
             _client=client,
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its snapshot, without the client or a loaded result (see views._common).
+        return reduce_view(self)
 
     def __repr__(self) -> str:
         loaded = "loaded" if self._result.value is not NOT_LOADED else "not loaded"

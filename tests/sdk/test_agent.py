@@ -1,8 +1,10 @@
 """Seed 001's parent and child flows: the parent schedules a run of the child, an agent runs
-it, and the parent takes a task run's result out of it."""
+it, and the parent takes a task run's result out of it. And the agent itself: it says what
+it claimed and how each run ended, and no failure of one run (or of claiming) stops it."""
 
 from __future__ import annotations
 
+import logging
 import runpy
 import threading
 from collections.abc import Iterator
@@ -11,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from sdk import Agent, Flow, FlowRunView, create_flow_run, documents, get_task_run_result
+from sdk import (
+    Agent,
+    Client,
+    Flow,
+    FlowRunView,
+    create_flow_run,
+    documents,
+    get_task_run_result,
+)
 from tests.sdk.conftest import CountingClient
 
 CHILD = """
@@ -48,6 +58,30 @@ def register_child(client: CountingClient, tmp_path: Path) -> None:
     child_flow: Any = runpy.run_path(str(path))["child_flow"]
     child_flow.client = client
     child_flow.register(entrypoint=f"{path}:child_flow")
+
+
+QUITTER = """
+import sys
+
+from sdk import flow
+
+
+@flow
+def quitter():
+    sys.exit(3)
+"""
+
+
+def register_file(client: Any, tmp_path: Path, flow_name: str, source: str | None) -> str:
+    """A flow registered with an entrypoint in ``<flow_name>.py`` (missing if ``source`` is
+    None), and a Scheduled run of it; the run's id."""
+    path = tmp_path / f"{flow_name}.py"
+    if source is not None:
+        path.write_text(source)
+    flow_input = {"name": flow_name, "entrypoint": f"{path}:{flow_name}"}
+    client.execute(documents.CREATE_FLOW, {"input": flow_input})
+    answer = client.execute(documents.CREATE_FLOW_RUN, {"input": {"flow_name": flow_name}})
+    return str(answer["create_flow_run"]["id"])
 
 
 def test_a_parent_flow_takes_a_result_out_of_a_child_flow_run(
@@ -96,15 +130,77 @@ def test_an_agent_fails_a_run_whose_flow_it_cannot_load(
     assert Agent(client=client).run_once() == []  # nothing else is due
 
 
-def test_the_agent_command_runs_a_scheduled_flow_run(tmp_path: Path) -> None:
+def test_the_agent_says_what_it_claimed_and_how_each_run_ended(
+    client: CountingClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNVIEW_HOME", str(tmp_path / "agent-home"))
+    caplog.set_level(logging.INFO, logger="runview.agent")
+    register_child(client, tmp_path)
+    child = client.execute(documents.CREATE_FLOW_RUN, {"input": {"flow_name": "child"}})
+    child_id = child["create_flow_run"]["id"]
+    quitter_id = register_file(client, tmp_path, "quitter", QUITTER)
+    gone_id = register_file(client, tmp_path, "gone", None)
+
+    states = Agent(client=client).run_once(limit=3)
+
+    # One run that stopped the process it ran in (sys.exit) did not stop the agent.
+    assert sorted(s.name for s in states) == ["Completed", "Crashed", "Failed"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "runview.agent"]
+    gone = f"cannot load flow 'gone' from {str(tmp_path / 'gone.py')!r}: No such file or directory."
+    for expected in [
+        ("INFO", f"claimed flow run {child_id} (flow 'child')"),
+        ("INFO", f"flow run {child_id} (flow 'child') ended Completed"),
+        ("INFO", f"claimed flow run {gone_id} (flow 'gone')"),
+        ("WARNING", f"flow run {gone_id} (flow 'gone') ended Failed: {gone}"),
+        ("INFO", f"claimed flow run {quitter_id} (flow 'quitter')"),
+        ("ERROR", f"flow run {quitter_id} (flow 'quitter') could not be run: SystemExit: 3"),
+        (
+            "WARNING",
+            f"flow run {quitter_id} (flow 'quitter') ended Crashed: The agent failed to run it:"
+            " SystemExit: 3",
+        ),
+    ]:
+        assert expected in lines, lines
+    view = FlowRunView.from_flow_run_id(quitter_id, client=client)
+    assert view.state.name == "Crashed"
+
+
+def test_an_agent_that_cannot_claim_says_so_and_keeps_trying(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+
+    class StopAfterTwo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if sum("cannot claim" in r.getMessage() for r in caplog.records) >= 2:
+                stop.set()
+
+    handler = StopAfterTwo()
+    logging.getLogger("runview.agent").addHandler(handler)
+    # Nothing listens on port 9 of this machine: every claim fails at once.
+    with Client("http://127.0.0.1:9/graphql") as unreachable:
+        try:
+            Agent(client=unreachable, poll_interval=0.01).start(stop)  # returns: it went on
+        finally:
+            logging.getLogger("runview.agent").removeHandler(handler)
+    failures = [r for r in caplog.records if "cannot claim" in r.getMessage()]
+    assert failures[0].levelname == "ERROR"
+    assert failures[0].getMessage().startswith("cannot claim flow runs: ClientError: Cannot reach")
+    assert failures[0].getMessage().endswith("; trying again in 0.01 s")
+
+
+def test_the_agent_command_prints_each_claim_and_each_outcome(tmp_path: Path) -> None:
     import os
+    import queue
+    import signal
     import subprocess
     import sys
-    import time
 
     from backend.settings import Settings
     from backend.testing import ServerThread
-    from sdk import Client
 
     server = ServerThread(
         Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", run_services=False)
@@ -115,26 +211,50 @@ def test_the_agent_command_runs_a_scheduled_flow_run(tmp_path: Path) -> None:
         run_id = client.execute(
             documents.CREATE_FLOW_RUN, {"input": {"flow_name": "child", "idempotency_key": "a"}}
         )["create_flow_run"]["id"]
+        gone_id = register_file(client, tmp_path, "gone", None)
+        quitter_id = register_file(client, tmp_path, "quitter", QUITTER)
         env = {
             **os.environ,
             "RUNVIEW_API_URL": f"{server.url}/graphql",
             "RUNVIEW_HOME": str(tmp_path),
         }
         command = [sys.executable, "-m", "sdk.cli", "agent", "start", "--poll-interval", "0.1"]
-        agent = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not FlowRunView.from_flow_run_id(run_id, client=client).state.is_final():
-                assert time.monotonic() < deadline and agent.poll() is None
-                time.sleep(0.1)
-        finally:
-            agent.terminate()
-            agent.communicate(timeout=20)
-        view = FlowRunView.from_flow_run_id(run_id, client=client)
-        assert view.state.is_completed()
-        assert view.get_task_run("create_some_data-1").get_result() == [0, 1, 2, 3, 4]
+        with (tmp_path / "stderr").open("w+") as stderr:
+            agent = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+            assert agent.stdout is not None
+            lines: queue.Queue[str] = queue.Queue()
+            reader = threading.Thread(target=lambda: [lines.put(line) for line in agent.stdout])
+            reader.start()
+            out = []
+            try:
+                # Until the third outcome line; a line that never comes fails the get.
+                while sum(" ended " in line for line in out) < 3:
+                    out.append(lines.get(timeout=30))
+            finally:
+                agent.send_signal(signal.SIGINT)
+                agent.wait(timeout=20)
+                reader.join(timeout=20)
+                agent.stdout.close()
+            out.extend(lines.queue)
+            stderr.seek(0)
+            err = stderr.read()
     finally:
         client.close()
         server.stop()
+
+    text = "".join(out)
+    assert agent.returncode == 0 and out[-1].endswith("agent stopped\n"), text
+    assert "Traceback" not in text and "Traceback" not in err, text + err
+    gone = f"cannot load flow 'gone' from {str(tmp_path / 'gone.py')!r}: No such file or directory."
+    for expected in [
+        f"claimed flow run {run_id} (flow 'child')",
+        f"flow run {run_id} (flow 'child') ended Completed",
+        f"claimed flow run {gone_id} (flow 'gone')",
+        f"flow run {gone_id} (flow 'gone') ended Failed: {gone}",
+        f"flow run {quitter_id} (flow 'quitter') could not be run: SystemExit: 3",
+        f"flow run {quitter_id} (flow 'quitter') ended Crashed: The agent failed to run it",
+    ]:
+        assert expected in text, text
+    assert "runview:" not in err, err  # how the command line reports an error of its own
