@@ -1,4 +1,4 @@
-"""List the task runs of a flow run with the seed's GraphQL query.
+"""List the task runs of a flow run with one GraphQL query (id, state, start time, slug).
 
     RUNVIEW_API_URL=http://127.0.0.1:4200/graphql python examples/query_task_runs.py [FLOW_RUN_ID]
 

@@ -1,8 +1,8 @@
-"""Seed 001's inspection examples, end to end.
+"""Inspecting task runs and their results, end to end.
 
 Records a flow run the way a runtime does (through the GraphQL mutations: a task "foo" that
 returns "foobar!", and "inc" mapped over [0..5]), with results written to your own storage,
-then inspects it with TaskRunView exactly as the seed does.
+then inspects it with TaskRunView: a result, a mapped parent's list, one child.
 
     python examples/seed_task_results.py                      # embedded: no server needed
     RUNVIEW_API_URL=http://127.0.0.1:4200/graphql python examples/seed_task_results.py

@@ -1,4 +1,4 @@
-"""What calling a task returns (seed 003): data, a State, or a future; and how a flow's
+"""What calling a task returns: data, a State, or a future; and how a flow's
 final state is decided.
 
     python examples/states_and_futures.py

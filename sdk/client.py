@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import orjson
 from gql import Client as GQLClient
 from gql import GraphQLRequest
@@ -56,7 +57,7 @@ class BaseClient:
     Args:
         api_url: The server's GraphQL URL; default ``RUNVIEW_API_URL``; unset: embedded.
         api_key: Sent as a Bearer token; default ``RUNVIEW_API_KEY``.
-        timeout: Seconds to wait for one answer.
+        timeout: Seconds to wait for one answer (an ``httpx.Timeout`` sets connecting apart).
         attempts: How many times a retryable document is sent before giving up.
     """
 
@@ -65,7 +66,7 @@ class BaseClient:
         api_url: str | None = None,
         *,
         api_key: str | None = None,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         attempts: int = 4,
         settings: SDKSettings | None = None,
     ) -> None:
@@ -93,13 +94,22 @@ class BaseClient:
                 options: dict[str, Any] = {"headers": headers, "timeout": self.timeout}
                 url = self.api_url
                 if url is None:
-                    server = await transports.embedded(self.settings.embedded_database_url)
+                    server = await self._embedded()
                     url, options["transport"] = transports.EMBEDDED_URL, server.transport()
                 # orjson: a mapped parent's 10,000 children parse several times faster.
                 transport = HTTPXAsyncTransport(url=url, json_deserialize=orjson.loads, **options)
                 self._gql = GQLClient(transport=transport)
                 self._session = await self._gql.connect_async()
             return self._session
+
+    async def _embedded(self) -> transports.EmbeddedServer:
+        database_url = self.settings.embedded_database_url
+        try:
+            return await transports.embedded(database_url)
+        except Exception as error:  # a bad URL, an unreachable or too old database
+            raise ClientError(
+                f"Cannot open the embedded database {_redact(database_url)!r}: {error}"
+            ) from error
 
     async def _execute(self, document: Document, variables: dict[str, Any] | None) -> Any:
         """Send ``document``; its ``data``. Runs on the SDK loop."""
@@ -135,6 +145,16 @@ class BaseClient:
         if self._gql is not None and self._session is not None:
             await self._gql.close_async()
         self._session = self._gql = None
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, if it parses."""
+    from sqlalchemy.engine import make_url  # only embedded mode, which loads it anyway
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: the error says so, show it as given
+        return url
 
 
 def _server_error(document: Document, error: TransportQueryError) -> ServerError | InvalidInput:

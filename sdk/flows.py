@@ -1,7 +1,7 @@
 """``@flow`` and ``Flow``: functions (or recorded graphs) whose runs are recorded flow runs.
 
 Calling a flow runs it and returns its data (``return_state=True``: its final State). Its
-final state follows the seed's rules: an exception fails it; returning None lets its task
+final state is decided this way: an exception fails it; returning None lets its task
 runs and nested flow runs decide (any cancelled: Cancelled; else any failed: Failed; else
 Completed); a returned State is used as is; any other value completes it. A flow called
 inside another is a nested flow run, linked to a task run of its parent.
@@ -12,7 +12,7 @@ Example::
     def my_flow():
         return add_one(1)  # 2
 
-    with Flow("example-mapped") as graph_flow:   # the graph style (seed 001)
+    with Flow("example-mapped") as graph_flow:   # the graph style: calls are recorded
         inc.map([0, 1, 2, 3, 4, 5])
     graph_flow.run()                              # the flow's final State
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import Token
 from typing import Any
 
@@ -93,13 +93,26 @@ class Flow:
         state: State = flow_engine.run_flow(self, (), dict(parameters or {}), return_state=True)
         return state
 
-    def register(self, entrypoint: str | None = None) -> uuid.UUID:
+    def register(
+        self,
+        entrypoint: str | None = None,
+        *,
+        labels: Iterable[str] | None = None,
+        source_hash: str | None = None,
+    ) -> uuid.UUID:
         """Record the flow (and, for a graph, its tasks) in the backend; the flow's id.
 
+        Registering again with nothing changed changes nothing; a new entrypoint, labels,
+        source hash or task list bumps the flow's version.
+
         Args:
-            entrypoint: Where an agent finds the flow, ``path/to/file.py:name``. Default:
-                found from where the flow is defined (a graph flow: the variable that holds
-                it in the module calling ``register``).
+            entrypoint: Where an agent finds the flow, ``path/to/file.py:name`` or
+                ``package.module:name``. Default: found from where the flow is defined (a
+                graph flow: the variable that holds it in the module calling ``register``).
+            labels: Labels of the flow's runs created without any; an agent claims a run
+                only if it has all of the run's labels. Default: keep those registered.
+            source_hash: A hash of the code registered (``runview register`` sends the
+                sha256 of the flow's file).
         """
         client = self.client or default_client()
         tasks = [
@@ -108,10 +121,14 @@ class Flow:
         ]
         if entrypoint is None:
             entrypoint = self.entrypoint(inspect.stack()[1].frame.f_globals)
-        answer = client.execute(
-            documents.CREATE_FLOW,
-            {"input": {"name": self.name, "tasks": tasks, "entrypoint": entrypoint}},
-        )
+        flow_input = {
+            "name": self.name,
+            "tasks": tasks,
+            "entrypoint": entrypoint,
+            "labels": None if labels is None else list(labels),
+            "source_hash": source_hash,
+        }
+        answer = client.execute(documents.CREATE_FLOW, {"input": flow_input})
         return uuid.UUID(answer["create_flow"]["id"])
 
     def entrypoint(self, namespace: dict[str, Any] | None = None) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,12 @@ class SDKSettings(BaseSettings):
     # How often a running flow run tells the server it is alive (and learns if it is being
     # cancelled). Keep it well under the server's RUNVIEW_HEARTBEAT_TIMEOUT_SECONDS (90).
     heartbeat_interval_seconds: float = 10.0
+
+    @field_validator("api_url", "api_key", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `RUNVIEW_API_URL= runview ...` means embedded, not a server at ''.
+        return None if value == "" else value
 
     @property
     def results_dir(self) -> Path:

@@ -1,8 +1,10 @@
 """Run states: their types, their canonical names, and their serialized form.
 
 A state has a *type*, which the rules reason about, and a *name*, which people read: a task
-that retries is RUNNING both times, named Running and then Retrying. The names are the seed
-table's, plus Cached (a COMPLETED that reused an earlier result) and TimedOut (a FAILED).
+that retries is RUNNING both times, named Running and then Retrying. The twelve classic names
+(Scheduled, Late, AwaitingRetry, Pending, Running, Retrying, Paused, Cancelling, Cancelled,
+Completed, Failed, Crashed) are joined by Cached (a COMPLETED that reused an earlier result)
+and TimedOut (a FAILED).
 
 Serialized form (what the API sends and stores)::
 

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from sdk.exceptions import InvalidInput
+
 server_app = typer.Typer(help="Run the runview server.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
@@ -37,6 +39,7 @@ def start(
     from backend.settings import Settings
 
     settings = Settings(host=host, port=port, database_url=database_url)
+    asyncio.run(_reachable(settings.resolved_database_url))
     console.print(f"runview server on {_redact(settings.resolved_database_url)}")
     console.print(f"GraphQL playground: [bold]http://{host}:{port}/graphql[/bold]")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -49,6 +52,7 @@ def upgrade(database_url: DatabaseUrl = None) -> None:
     from backend.settings import Settings
 
     url = Settings(database_url=database_url).resolved_database_url
+    asyncio.run(_reachable(url))
     revision = asyncio.run(migrate.upgrade_url(url))
     console.print(f"{_redact(url)} is at revision {revision}.")
 
@@ -64,7 +68,30 @@ def export(
     console.print(f"wrote {output}")
 
 
+async def _reachable(url: str) -> None:
+    """Raise ``InvalidInput`` naming ``url`` unless a database answers there."""
+    from backend.database.engine import Database
+
+    try:
+        db = Database(url)
+    except Exception as error:  # not a URL SQLAlchemy can use
+        raise InvalidInput(
+            f"--database-url {_redact(url)!r} is not a database URL SQLAlchemy can use: {error};"
+            " expected e.g. 'postgresql+psycopg://user@host/db' or 'sqlite+aiosqlite:///path.db'."
+        ) from None
+    try:
+        await db.ping()
+    except Exception as error:
+        cause = getattr(error, "orig", None) or error  # the driver's words, without SQLAlchemy's
+        raise InvalidInput(f"Cannot open the database {_redact(url)!r}: {cause}") from None
+    finally:
+        await db.dispose()
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show it as given
+        return url

@@ -280,7 +280,7 @@ def finish_mapped_parents(ctx: FlowRunContext) -> None:
 
 
 def summarize(states: list[State], what: str) -> dict[str, Any] | None:
-    """The seed's rule for a flow that returns nothing: any cancelled -> Cancelled; else any
+    """The final state of a flow that returns nothing: any cancelled -> Cancelled; else any
     failed -> Failed; else None (Completed)."""
     cancelled = [s for s in states if s.is_cancelled()]
     failed = [s for s in states if s.type in ("FAILED", "CRASHED")]
