@@ -92,3 +92,15 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> Table:
     for name, value in pairs:
         shown.add_row(name, value if isinstance(value, Text) else str(value))
     return shown
+
+
+def history(states: Iterable[dict[str, Any]]) -> Table:
+    """A run's states, oldest first: ``{version, timestamp, state, type, message}`` each."""
+    return table(
+        "States",
+        ["version", "time", "state", "message"],
+        (
+            [s["version"], when(s["timestamp"]), state(s["state"], s["type"]), s["message"] or ""]
+            for s in states
+        ),
+    )

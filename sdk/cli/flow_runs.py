@@ -137,21 +137,7 @@ def inspect(run_id: RunId, output: OutputOption = Output.table) -> None:
         )
     )
     _render.console.print()
-    _render.console.print(
-        _render.table(
-            "States",
-            ["version", "time", "state", "message"],
-            (
-                [
-                    s["version"],
-                    _render.when(s["timestamp"]),
-                    _render.state(s["state"], s["type"]),
-                    s["message"] or "",
-                ]
-                for s in report["states"]
-            ),
-        )
-    )
+    _render.console.print(_render.history(report["states"]))
     _render.console.print()
     if report["task_runs"]:
         _render.console.print(

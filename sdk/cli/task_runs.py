@@ -156,21 +156,7 @@ def inspect(
         )
     )
     _render.console.print()
-    _render.console.print(
-        _render.table(
-            "States",
-            ["version", "time", "state", "message"],
-            (
-                [
-                    s["version"],
-                    _render.when(s["timestamp"]),
-                    _render.state(s["state"], s["type"]),
-                    s["message"] or "",
-                ]
-                for s in report["states"]
-            ),
-        )
-    )
+    _render.console.print(_render.history(report["states"]))
 
 
 @task_run_app.command("result")

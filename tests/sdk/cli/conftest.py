@@ -9,6 +9,7 @@ import runpy
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,12 @@ with Flow("graph") as graph:
 
 
 @dataclass
+class AgentProcess:
+    process: subprocess.Popen[str]
+    output: str = ""
+
+
+@dataclass
 class Cli:
     """Runs ``runview ...`` in a subprocess; never accepts a traceback."""
 
@@ -106,6 +113,24 @@ class Cli:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("runview: "), result.stderr
         return lines[0]
+
+    @contextmanager
+    def agent(self) -> Iterator[AgentProcess]:
+        """A real ``runview agent start`` beside the test; its output once it is stopped."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sdk.cli", "agent", "start", "--poll-interval", "0.1"],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        agent = AgentProcess(process)
+        try:
+            yield agent
+        finally:
+            process.terminate()
+            agent.output = process.communicate(timeout=30)[0]
 
     def run_flow(self, flow_name: str, **parameters: Any) -> str:
         """Run a flow of FLOWS in this process (the real runtime); its flow run id."""

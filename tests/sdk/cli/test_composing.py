@@ -15,15 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "composing"
 def test_a_parent_flow_gets_the_result_of_a_child_an_agent_ran(cli: Cli) -> None:
     [child] = cli.json("register", str(EXAMPLE / "child.py"))
     assert child["entrypoint"] == f"{EXAMPLE / 'child.py'}:child_flow"
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "sdk.cli", "agent", "start", "--poll-interval", "0.1"],
-        env=cli.env,
-        cwd=cli.cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with cli.agent() as agent:
         parent = subprocess.run(
             [sys.executable, str(EXAMPLE / "parent.py")],
             env=cli.env,
@@ -32,15 +24,14 @@ def test_a_parent_flow_gets_the_result_of_a_child_an_agent_ran(cli: Cli) -> None
             text=True,
             timeout=120,
         )
-    finally:
-        agent.terminate()
-        agent_output, _ = agent.communicate(timeout=30)
     assert parent.returncode == 0, parent.stderr
     assert parent.stdout.strip().splitlines()[-1] == "[0, 1, 2, 3, 4]"
 
     [run] = cli.json("flow-run", "ls", "--flow", "child")
     assert run["state"] == "Completed" and run["parent_task_run_id"] is not None
-    assert run["id"] in agent_output and "Traceback" not in agent_output
+    assert f"claimed flow run {run['id']} (flow 'child')" in agent.output, agent.output
+    assert f"flow run {run['id']} (flow 'child') ended Completed" in agent.output
+    assert "Traceback" not in agent.output
     report = cli.json("flow-run", "inspect", run["id"][:8])
     assert [(t["slug"], t["state"]) for t in report["task_runs"]] == [
         ("create_some_data-1", "Completed")

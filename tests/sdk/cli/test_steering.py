@@ -39,27 +39,34 @@ def test_create_then_cancel_a_run(cli: Cli) -> None:
     )
 
 
-def test_watch_follows_a_run_an_agent_runs(cli: Cli) -> None:
+def test_watch_and_follow_a_run_as_an_agent_runs_it(cli: Cli) -> None:
     cli("register", "flows.py")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "sdk.cli", "agent", "start", "--poll-interval", "0.1"],
+    scheduled = cli.json("flow-run", "create", "checks")["id"]
+    greeting = cli.json("flow-run", "create", "hello")["id"]
+    # Both start while their run is Scheduled, and end by themselves once it is over.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "sdk.cli", "flow-run", "logs", greeting, "--follow"],
         env=cli.env,
         cwd=cli.cwd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        result = cli("flow-run", "create", "hello", "--wait", timeout=120)
-    finally:
-        agent.terminate()
-        agent.communicate(timeout=30)
-    out = result.stdout
-    assert "is Scheduled" in out
+    with cli.agent():
+        watched = cli("flow-run", "watch", scheduled[:8], code=1, timeout=120)
+        waited = cli("flow-run", "create", "hello", "--wait", timeout=120)
+    followed, errors = follower.communicate(timeout=60)
+    assert follower.returncode == 0 and "Traceback" not in errors, errors
+    assert "Hello, Marvin!" in followed and "careful, Marvin" in followed, followed
+
+    for expected in ("Scheduled", "Pending", "Running", "check-1", "Failed", "3/3"):
+        assert expected in watched.stdout, watched.stdout
+    assert f"flow run {scheduled} ended Failed" in watched.stderr
+    assert "is Scheduled" in waited.stdout
     for expected in ("Pending", "Running", "say_hello-1", "Completed", "3/3"):
-        assert expected in out, out
-    failed = cli.json("flow-run", "ls", "--state", "Completed")
-    assert [r["flow"] for r in failed] == ["hello"]
+        assert expected in waited.stdout, waited.stdout
+    completed = cli.json("flow-run", "ls", "--state", "Completed")
+    assert [r["flow"] for r in completed] == ["hello", "hello"]
 
 
 def test_malformed_unknown_and_ambiguous_ids(cli: Cli) -> None:
