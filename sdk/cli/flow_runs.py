@@ -315,9 +315,9 @@ def cancel(run_id: RunId, output: OutputOption = Output.table) -> None:
     )["cancel_flow_run"]
     state = answer["state"]
     if answer["status"] != "ACCEPTED":
+        # The server's message names the state the run is in.
         raise InvalidInput(
             f"Flow run {str(flow_run_id)!r} cannot be cancelled: {answer['message']}"
-            f" (it is {state['name']})."
         )
     if output is Output.json:
         print_json({"id": str(flow_run_id), "state": state["name"], "state_type": state["type"]})

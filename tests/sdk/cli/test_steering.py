@@ -11,6 +11,7 @@ import uuid
 
 from backend.database.engine import Database
 from backend.models import writes
+from sdk import documents
 from tests.conftest import run
 from tests.sdk.cli.conftest import Cli
 
@@ -30,6 +31,14 @@ def test_create_then_cancel_a_run(cli: Cli) -> None:
     assert cli.json("flow-run", "inspect", created["id"])["flow_run"]["state"] == "Cancelled"
     line = cli.error("flow-run", "cancel", created["id"])
     assert "cannot be cancelled" in line and "Cancelled" in line
+
+    running = [cli.json("flow-run", "create", "hello")["id"] for _ in range(2)]
+    proposals = [{"flow_run_id": i, "version": 1, "state": {"type": "RUNNING"}} for i in running]
+    cli.client.execute(documents.SET_FLOW_RUN_STATES, {"input": {"states": proposals}})
+    assert cli.json("flow-run", "cancel", running[0])["state"] == "Cancelling"
+    shown = cli("flow-run", "cancel", running[1]).stdout
+    assert "Cancelling" in shown and "stops at its next task call" in shown
+    assert "already Cancelling" in cli.error("flow-run", "cancel", running[1])
 
     assert "No flow is named 'nope'; the flows are: 'checks', 'graph', 'hello'" in cli.error(
         "flow-run", "create", "nope"
