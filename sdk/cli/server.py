@@ -39,7 +39,8 @@ def start(
     from backend.settings import Settings
 
     settings = Settings(host=host, port=port, database_url=database_url)
-    asyncio.run(_reachable(settings.resolved_database_url))
+    url = settings.resolved_database_url
+    asyncio.run(_reachable(url, migrated=not settings.should_upgrade_on_start))
     console.print(f"runview server on {_redact(settings.resolved_database_url)}")
     console.print(f"GraphQL playground: [bold]http://{host}:{port}/graphql[/bold]")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -68,8 +69,10 @@ def export(
     console.print(f"wrote {output}")
 
 
-async def _reachable(url: str) -> None:
-    """Raise ``InvalidInput`` naming ``url`` unless a database answers there."""
+async def _reachable(url: str, *, migrated: bool = False) -> None:
+    """Raise ``InvalidInput`` naming ``url`` unless a database answers there (and, with
+    ``migrated``, is at the revision this code needs: the server would refuse to start)."""
+    from backend.database import migrate
     from backend.database.engine import Database
 
     try:
@@ -81,11 +84,17 @@ async def _reachable(url: str) -> None:
         ) from None
     try:
         await db.ping()
+        revision = await migrate.current(db.engine) if migrated else migrate.head()
     except Exception as error:
         cause = getattr(error, "orig", None) or error  # the driver's words, without SQLAlchemy's
         raise InvalidInput(f"Cannot open the database {_redact(url)!r}: {cause}") from None
     finally:
         await db.dispose()
+    if revision != migrate.head():
+        raise InvalidInput(
+            f"The database {_redact(url)!r} is at revision {revision!r}, but this server needs"
+            f" {migrate.head()!r}: run `runview db upgrade --database-url ...` first."
+        )
 
 
 def _redact(url: str) -> str:

@@ -12,7 +12,7 @@ import uuid
 from backend.database.engine import Database
 from backend.models import writes
 from sdk import documents
-from tests.conftest import run
+from tests.conftest import DatabaseFactory, run
 from tests.sdk.cli.conftest import Cli
 
 
@@ -130,7 +130,7 @@ def test_an_unreachable_server_is_reported_quickly(cli: Cli) -> None:
     assert f"Cannot reach the runview server at {url!r}" in line
 
 
-def test_a_bad_database_url_is_one_line(cli: Cli) -> None:
+def test_a_bad_database_url_is_one_line(cli: Cli, databases: DatabaseFactory) -> None:
     line = cli.error("flow", "ls", RUNVIEW_DATABASE_URL="nonsense://x", RUNVIEW_API_URL=None)
     assert "Cannot open the embedded database 'nonsense://x'" in line
     line = cli.error("db", "upgrade", "--database-url", "nonsense://x")
@@ -140,3 +140,8 @@ def test_a_bad_database_url_is_one_line(cli: Cli) -> None:
         url = f"postgresql+psycopg://postgres@127.0.0.1:{probe.getsockname()[1]}/none"
     line = cli.error("db", "upgrade", "--database-url", url)
     assert f"Cannot open the database {url!r}" in line and "Connection refused" in line
+    # The server refuses, in one line, what it could not serve: it starts no uvicorn.
+    assert "nonsense://x" in cli.error("server", "start", "--database-url", "nonsense://x")
+    empty = databases.new("postgresql", migrated=False)
+    line = cli.error("server", "start", "--port", "1", "--database-url", empty)
+    assert "is at revision None, but this server needs" in line and "runview db upgrade" in line
