@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,14 @@ ADMIN_URL = os.environ.get(
     "RUNVIEW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["postgresql", "sqlite"]
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (for a server or database that is not there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def run(coroutine: Any) -> Any:

@@ -4,7 +4,6 @@ and the ``runview`` commands that start it and manage its database."""
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from backend.app import create_app
 from backend.database import migrate
 from backend.database.engine import Database
 from backend.settings import Settings
-from tests.conftest import DatabaseFactory, Server, run
+from tests.conftest import DatabaseFactory, Server, run, unused_port
 
 
 def test_health_reports_the_database(server: Server) -> None:
@@ -32,10 +31,7 @@ def test_health_reports_the_database(server: Server) -> None:
 
 
 def test_health_is_503_when_the_database_is_unreachable() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = Server(f"postgresql+psycopg://postgres@127.0.0.1:{port}/none").start()
+    server = Server(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/none").start()
     try:
         response = httpx.get(f"{server.url}/health")
         assert response.status_code == 503
@@ -92,19 +88,13 @@ def test_the_embedded_database_is_upgraded_on_start(tmp_path: Path) -> None:
         server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _runview(*args: str, env: dict[str, str], **kwargs: Any) -> Any:
     command = [sys.executable, "-m", "sdk.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, **kwargs)
 
 
 def test_cli_server_start_serves_the_embedded_database(tmp_path: Path) -> None:
-    port = _free_port()
+    port = unused_port()
     env = {**os.environ, "RUNVIEW_HOME": str(tmp_path)}
     env.pop("RUNVIEW_DATABASE_URL", None)
     command = [sys.executable, "-m", "sdk.cli", "server", "start", "--port", str(port)]

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import re
-import socket
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -23,7 +22,7 @@ from backend import models
 from backend.database.engine import Database
 from backend.playground import ASSETS, PREFIX
 from backend.static import refresh
-from tests.conftest import DatabaseFactory, Server
+from tests.conftest import DatabaseFactory, Server, unused_port
 
 CREATE_FLOW = "mutation { create_flow(input: {name: %s}) { id } }"
 CREATE_RUN = "mutation { create_flow_run(input: {flow_name: %s}) { id } }"
@@ -173,10 +172,7 @@ def test_with_no_flow_run_the_default_query_still_runs(server: Server) -> None:
 
 
 def test_the_page_opens_while_the_database_is_down() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = Server(f"postgresql+psycopg://postgres@127.0.0.1:{port}/none").start()
+    server = Server(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/none").start()
     try:
         assert _default_query(server).startswith("# No flow run is recorded yet.")
     finally:

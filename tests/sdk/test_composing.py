@@ -49,8 +49,7 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def agent(client: CountingClient, home: Path) -> Iterator[Agent]:
-    """An agent running from the start: only with graph-style parents, whose runs have no
-    entrypoint, so that it cannot claim them (see ``run_with_a_late_agent``)."""
+    """An agent running in this process from the start of the test."""
     running = Agent(client=client, poll_interval=0.05)
     stop = threading.Event()
     thread = threading.Thread(target=running.start, args=(stop,), daemon=True)
@@ -105,11 +104,11 @@ def watching(words: str) -> Iterator[Seen]:
 def run_with_a_late_agent(
     client: Client, parent: Callable[[], State], words: str, labels: list[str] | None = None
 ) -> State:
-    """Run ``parent`` in a thread; start an agent only once a run log says ``words``.
+    """Run ``parent`` in a thread; start an agent only once a run log says ``words``: the
+    parent must say that nobody runs its child, then see an agent do it.
 
-    Started earlier, the agent could claim the parent's own run, Scheduled for a moment
-    before this process starts it: a decorated flow records its entrypoint when it runs,
-    so its runs are claimable.
+    (The parent's own run is never claimable, even by an agent started earlier: a run its
+    process runs itself is created Pending.)
     """
     outcome: dict[str, State] = {}
     with watching(words) as seen:

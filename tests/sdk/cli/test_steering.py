@@ -3,7 +3,6 @@ command gives for a value it cannot use."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import uuid
 from backend.database.engine import Database
 from backend.models import writes
 from sdk import documents
-from tests.conftest import DatabaseFactory, run
+from tests.conftest import DatabaseFactory, run, unused_port
 from tests.sdk.cli.conftest import Cli
 
 
@@ -121,9 +120,7 @@ def test_bad_options_are_usage_errors(cli: Cli) -> None:
 
 
 def test_an_unreachable_server_is_reported_quickly(cli: Cli) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}/graphql"
+    url = f"http://127.0.0.1:{unused_port()}/graphql"
     began = time.monotonic()
     line = cli.error("flow-run", "ls", RUNVIEW_API_URL=url)
     assert time.monotonic() - began < 10
@@ -135,9 +132,7 @@ def test_a_bad_database_url_is_one_line(cli: Cli, databases: DatabaseFactory) ->
     assert "Cannot open the embedded database 'nonsense://x'" in line
     line = cli.error("db", "upgrade", "--database-url", "nonsense://x")
     assert "nonsense://x" in line
-    with socket.socket() as probe:  # a port no PostgreSQL listens on
-        probe.bind(("127.0.0.1", 0))
-        url = f"postgresql+psycopg://postgres@127.0.0.1:{probe.getsockname()[1]}/none"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/none"
     line = cli.error("db", "upgrade", "--database-url", url)
     assert f"Cannot open the database {url!r}" in line and "Connection refused" in line
     # The server refuses, in one line, what it could not serve: it starts no uvicorn.
