@@ -34,7 +34,7 @@ from sdk.runtime.context import (
 )
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
 from sdk.runtime.heartbeats import notice_cancellation
-from sdk.states import State
+from sdk.states import NOT_LOADED, State
 
 
 class UpstreamFailed(Exception):
@@ -117,7 +117,8 @@ def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) 
 
 
 def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _wait_until(details: Mapping[str, Any]) -> None:
@@ -186,24 +187,20 @@ def run_task(
         value: Any = None
         try:
             value = call(task.fn, args, kwargs, task.timeout_seconds)
-            # Persisting the result is part of the attempt: a run whose result cannot be
-            # stored did not complete.
-            ref = task.storage(ctx).write(
-                value,
-                flow_run_id=flow_run_id,
-                task_run_id=task_run_id,
-                task_slug=slug,
-                map_index=map_index,
-                flow_name=ctx.flow.name,
-            )
+            if isinstance(value, State):  # the task decided its own state, as a flow may
+                proposed = _returned_state(ctx, task, value, task_run_id, slug, map_index)
+                value = value.data
+            else:
+                # Persisting the result is part of the attempt: a run whose result cannot be
+                # stored did not complete.
+                ref = _write(ctx, task, value, task_run_id, slug, map_index)
+                details = task.cache_details()
+                proposed = {"type": "COMPLETED", "result": ref.to_dict(), "details": details}
         except TaskTimedOut as timed_out:
             error = timed_out
             proposed = {"type": "FAILED", "name": "TimedOut", "message": describe(timed_out)}
         except Exception as raised:
             error, proposed = raised, {"type": "FAILED", "message": describe(raised)}
-        else:
-            details = task.cache_details()
-            proposed = {"type": "COMPLETED", "result": ref.to_dict(), "details": details}
         finally:
             TASK_RUN.reset(token)
 
@@ -218,11 +215,38 @@ def run_task(
         return state_after(change, flow_run_id, run_uuid, exception=error)
 
 
+def _write(
+    ctx: FlowRunContext, task: Any, value: Any, task_run_id: str, slug: str, map_index: int
+) -> Any:
+    """Write a task run's value to its result storage; the reference."""
+    return task.storage(ctx).write(
+        value,
+        flow_run_id=ctx.flow_run_id,
+        task_run_id=task_run_id,
+        task_slug=slug,
+        map_index=map_index,
+        flow_name=ctx.flow.name,
+    )
+
+
+def _returned_state(
+    ctx: FlowRunContext, task: Any, state: State, task_run_id: str, slug: str, map_index: int
+) -> dict[str, Any]:
+    """The proposal for a task that returned a State: that state, never the State object
+    pickled as a result. A Completed state's data (``Completed(data=...)``) is its result."""
+    proposed: dict[str, Any] = {"type": state.type, "name": state.name, "message": state.message}
+    if state.result_ref is not None:
+        proposed["result"] = state.result_ref.to_dict()
+    elif state.is_completed() and state.data is not NOT_LOADED:
+        proposed["result"] = _write(ctx, task, state.data, task_run_id, slug, map_index).to_dict()
+    return proposed
+
+
 def submit_task(ctx: FlowRunContext, task: Any, args: Any, kwargs: Any) -> RunviewFuture:
     slug = ctx.next_slug(task.name)
     work = contextvars.copy_context().run
     future = ctx.task_runner.submit(work, run_task, ctx, task, slug, -1, args, kwargs)
-    wrapped = RunviewFuture(future, slug, -1)
+    wrapped = RunviewFuture(future, slug, -1, ctx.flow_run_id)
     ctx.track(wrapped)
     return wrapped
 
@@ -265,7 +289,7 @@ def map_task(
         future = ctx.task_runner.submit(
             work, run_task, ctx, task, slug, map_index, args, kwargs, (child, 1)
         )
-        wrapped = RunviewFuture(future, slug, map_index)
+        wrapped = RunviewFuture(future, slug, map_index, ctx.flow_run_id)
         ctx.track(wrapped)
         futures.append(wrapped)
     ctx.mapped_parents.append(MappedParent(parent["id"], version, list(futures)))

@@ -4,6 +4,7 @@ task run. Task runs are in ``sdk.runtime.engine``."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import uuid
@@ -126,24 +127,38 @@ def run_flow(
     ctx.task_runner.start()
     value: Any = None
     error: BaseException | None = None
+    # KeyboardInterrupt, SystemExit: the run is recorded Crashed, then the process stops.
+    interrupted: BaseException | None = None
     try:
         with Heartbeat(ctx, client.settings.heartbeat_interval_seconds):
             value = call(flow.fn, args, kwargs, flow.timeout_seconds)
-    except FlowRunCancelled as cancelled:
-        error = cancelled
-    except TaskTimedOut as timed_out:
-        error = timed_out
-    except Exception as raised:
+    except (FlowRunCancelled, Exception) as raised:
         error = raised
+    except BaseException as stopped:
+        interrupted = stopped
     finally:
-        ctx.task_runner.shutdown(wait=True)
-        finish_mapped_parents(ctx)
-        FLOW_RUN.reset(token)
-        ctx.batcher.close()
-    ctx.logs.close()  # the logs are stored before the final state is
+        # Every way out ends the same: the threads stop, the context is restored, and a
+        # final state is proposed below, even when finishing the mapped parents fails.
+        try:
+            ctx.task_runner.shutdown(wait=interrupted is None)
+            if interrupted is None:
+                finish_mapped_parents(ctx)
+        except Exception as failed:
+            error = error or failed
+        finally:
+            FLOW_RUN.reset(token)
+            ctx.batcher.close()
+            ctx.logs.close()  # the logs are stored before the final state is
 
     memory: dict[str, Any] = {}
     proposed: dict[str, Any]
+    if interrupted is not None:
+        # Best effort: the process is stopping; a server that cannot be reached sees no
+        # more heartbeats, and its crash detection ends the run instead.
+        crashed = {"type": "CRASHED", "message": f"Interrupted: {describe(interrupted)}"}
+        with contextlib.suppress(Exception):
+            _propose_final(client, flow_run_id, version, crashed)
+        raise interrupted
     if ctx.cancelling.is_set():
         proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
     elif error is not None:

@@ -157,10 +157,10 @@ def test_the_agent_says_what_it_claimed_and_how_each_run_ended(
         ("WARNING", f"flow run {gone_id} (flow 'gone') ended Failed: {gone}"),
         ("INFO", f"claimed flow run {quitter_id} (flow 'quitter')"),
         ("ERROR", f"flow run {quitter_id} (flow 'quitter') could not be run: SystemExit: 3"),
+        # The runtime itself records a run whose code exits Crashed, then lets it exit.
         (
             "WARNING",
-            f"flow run {quitter_id} (flow 'quitter') ended Crashed: The agent failed to run it:"
-            " SystemExit: 3",
+            f"flow run {quitter_id} (flow 'quitter') ended Crashed: Interrupted: SystemExit: 3",
         ),
     ]:
         assert expected in lines, lines
@@ -254,7 +254,7 @@ def test_the_agent_command_prints_each_claim_and_each_outcome(tmp_path: Path) ->
         f"claimed flow run {gone_id} (flow 'gone')",
         f"flow run {gone_id} (flow 'gone') ended Failed: {gone}",
         f"flow run {quitter_id} (flow 'quitter') could not be run: SystemExit: 3",
-        f"flow run {quitter_id} (flow 'quitter') ended Crashed: The agent failed to run it",
+        f"flow run {quitter_id} (flow 'quitter') ended Crashed: Interrupted: SystemExit: 3",
     ]:
         assert expected in text, text
     assert "runview:" not in err, err  # how the command line reports an error of its own
