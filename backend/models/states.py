@@ -169,6 +169,10 @@ class _RunSnapshot:
         if kind == "task_run":
             self.run_count, self.cache_key = row.run_count, row.cache_key
             self.max_retries, self.retry_delay_seconds = row.max_retries, row.retry_delay_seconds
+            if row.mapped and row.map_index == -1:
+                # A mapped parent's state is its children's: they retry, it never does (it
+                # would wait in AwaitingRetry for a rerun that nothing makes).
+                self.max_retries = 0
             self.flow_run_state_type = StateType(row.flow_run_state_type)
         else:
             self.scheduled_start_time = row.scheduled_start_time
@@ -245,6 +249,8 @@ async def _lock_and_read(
                 *columns,
                 table.c.run_count,
                 table.c.cache_key,
+                table.c.map_index,
+                task.c.mapped,
                 task.c.max_retries,
                 task.c.retry_delay_seconds,
                 flow_run.c.state_type.label("flow_run_state_type"),

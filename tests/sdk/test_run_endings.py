@@ -130,3 +130,28 @@ def test_a_future_whose_task_run_could_not_be_run_waits_to_crashed(
         return repr(future)
 
     assert "Crashed" in submitting()
+
+
+@task(retries=2, retry_delay_seconds=0)
+def flaky(x: int) -> int:
+    if x == 1:
+        raise ValueError(f"item {x} fails every time")
+    return x
+
+
+def test_a_mapped_parent_with_retries_ends_when_its_children_do(
+    client: CountingClient, flow: Any
+) -> None:
+    @flow
+    def mapping() -> None:
+        flaky.map([0, 1, 2])
+
+    state = mapping(return_state=True)
+    assert state.is_failed(), state
+    view = FlowRunView.from_flow_run_id(state.flow_run_id, client=client)
+    parent = view.get_task_run("flaky-1")
+    # The parent follows its children, and never waits in AwaitingRetry for a rerun.
+    assert parent.state.name == "Failed" and parent.state.message == "1 of 3 children failed."
+    failing = view.get_task_run("flaky-1", map_index=1)
+    assert failing.state.name == "Failed" and failing.run_count == 3  # retries + 1
+    assert view.get_task_run("flaky-1", map_index=0).run_count == 1
