@@ -86,11 +86,23 @@ def resolve(value: Any) -> Any:
         if not state.is_completed():
             raise UpstreamFailed(f"an upstream run ended {state.name}")
         return state.result()
+    if isinstance(value, RunviewFutureList):  # the children's data, as a plain list
+        return [resolve(item) for item in value]
     if isinstance(value, list | tuple | set):
         return type(value)(resolve(item) for item in value)
     if isinstance(value, dict):
         return {key: resolve(item) for key, item in value.items()}
     return value
+
+
+def holds_futures(value: Any) -> bool:
+    """Whether ``value`` is a future, or a collection with one at its first level."""
+    if isinstance(value, RunviewFuture):
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return isinstance(value, list | tuple | set | dict) and any(
+        isinstance(item, RunviewFuture) for item in items
+    )
 
 
 def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:

@@ -19,10 +19,13 @@ from sdk.runtime.batching import StateBatcher
 from sdk.runtime.context import FLOW_RUN, FlowRunContext
 from sdk.runtime.engine import (
     TaskTimedOut,
+    UpstreamFailed,
     call,
     describe,
     finish_mapped_parents,
+    holds_futures,
     propose,
+    resolve,
     state_after,
     summarize,
 )
@@ -172,6 +175,13 @@ def run_flow(
         memory = {"data": value.data, "exception": value.exception}
     elif value is None and (summary := summarize(ctx.states(), what="task runs")) is not None:
         proposed = summary
+    elif holds_futures(value):  # e.g. `return inc.map(items)`: the flow returns their data
+        try:
+            proposed, memory = _flow_result(ctx, resolve(value))
+        except UpstreamFailed as failed:
+            message = f"The flow returned a task run that did not complete: {failed}."
+            proposed = {"type": "FAILED", "message": message}
+            memory["exception"] = failed
     else:
         proposed, memory = _flow_result(ctx, value)
     change = _propose_final(client, flow_run_id, version, proposed)

@@ -155,3 +155,21 @@ def test_a_mapped_parent_with_retries_ends_when_its_children_do(
     failing = view.get_task_run("flaky-1", map_index=1)
     assert failing.state.name == "Failed" and failing.run_count == 3  # retries + 1
     assert view.get_task_run("flaky-1", map_index=0).run_count == 1
+
+
+def test_a_flow_that_returns_futures_returns_their_data(client: CountingClient, flow: Any) -> None:
+    @flow
+    def returning() -> Any:
+        return {"mapped": flaky.map([0, 2]), "one": flaky.submit(2), "plain": 7}
+
+    assert returning() == {"mapped": [0, 2], "one": 2, "plain": 7}
+
+    @flow
+    def returning_a_failure() -> Any:
+        return flaky.map([0, 1])
+
+    state = returning_a_failure(return_state=True)
+    assert state.is_failed()
+    assert state.message == (
+        "The flow returned a task run that did not complete: an upstream run ended Failed."
+    )
