@@ -28,7 +28,7 @@ from typing import Any
 from sdk.exceptions import InvalidInput
 from sdk.flows import Flow
 
-__all__ = ["Target", "load_flow", "load_flows", "parse_target"]
+__all__ = ["Target", "load_flow", "load_flows", "parse_target", "source_hash"]
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,35 @@ recorder that creates runs the way a runtime would, through the GraphQL mutation
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sdk import _loop, documents, transports
+from sdk import Agent, _loop, documents, transports
 from sdk.client import Client
 from sdk.documents import Document
 from sdk.results import ResultStorage
 from sdk.settings import SDKSettings
 from tests.conftest import Server
+
+
+@contextmanager
+def agent_thread(client: Client, labels: Iterable[str] = ()) -> Iterator[Agent]:
+    """A real agent polling in a thread of this process until the block ends."""
+    agent = Agent(client=client, labels=labels, poll_interval=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.start, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield agent
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 class CountingClient(Client):

@@ -22,7 +22,7 @@ from sdk import (
     documents,
     get_task_run_result,
 )
-from tests.sdk.conftest import CountingClient
+from tests.sdk.conftest import CountingClient, agent_thread
 
 CHILD = """
 from sdk import Flow, task
@@ -43,13 +43,8 @@ def agent(
     client: CountingClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Agent]:
     monkeypatch.setenv("RUNVIEW_HOME", str(tmp_path / "agent-home"))  # results of the child
-    running = Agent(client=client, poll_interval=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=running.start, args=(stop,), daemon=True)
-    thread.start()
-    yield running
-    stop.set()
-    thread.join(timeout=30)
+    with agent_thread(client) as running:
+        yield running
 
 
 def register_child(client: CountingClient, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from sdk import (
 from sdk.client import Client
 from sdk.exceptions import RunCancelled, RunFailed, WaitTimedOut
 from sdk.settings import SDKSettings
-from tests.sdk.conftest import CountingClient, Recorder
+from tests.sdk.conftest import CountingClient, Recorder, agent_thread
 from tests.sdk.test_agent import register_child
 
 FAST = {"poll_interval": 0.02}
@@ -50,13 +50,8 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def agent(client: CountingClient, home: Path) -> Iterator[Agent]:
     """An agent running in this process from the start of the test."""
-    running = Agent(client=client, poll_interval=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=running.start, args=(stop,), daemon=True)
-    thread.start()
-    yield running
-    stop.set()
-    thread.join(timeout=30)
+    with agent_thread(client) as running:
+        yield running
 
 
 @pytest.fixture
@@ -115,15 +110,8 @@ def run_with_a_late_agent(
         waiting = threading.Thread(target=lambda: outcome.update(state=parent()), daemon=True)
         waiting.start()
         assert seen.event.wait(30)
-        stop = threading.Event()
-        agent = Agent(client=client, labels=labels or [], poll_interval=0.05)
-        agent_thread = threading.Thread(target=agent.start, args=(stop,), daemon=True)
-        agent_thread.start()
-        try:
+        with agent_thread(client, labels or []):
             waiting.join(60)
-        finally:
-            stop.set()
-            agent_thread.join(30)
     return outcome["state"]
 
 
