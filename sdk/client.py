@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -30,9 +31,10 @@ from gql.transport.exceptions import (
 from gql.transport.httpx import HTTPXAsyncTransport
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
+    stop_after_delay,
+    wait_random_exponential,
 )
 
 from sdk import _loop, transports
@@ -40,15 +42,21 @@ from sdk.documents import Document
 from sdk.exceptions import ClientError, InvalidInput, ServerError
 from sdk.settings import SDKSettings
 
+logger = logging.getLogger("runview.client")
+
 RETRY_STATUS = frozenset({502, 503, 504})
 # The server's text for a fault it does not explain (see backend/api/errors.py).
 SERVER_FAULT = "Unexpected error."
+# Waits between attempts grow exponentially, each a random fraction of its bound so that many
+# clients coming back from one outage do not all knock at once; no wait exceeds this.
+MAX_WAIT_SECONDS = 5.0
 
 
 def _transient(error: BaseException) -> bool:
+    """A failure that says nothing about the request: the server was not there to answer."""
     if isinstance(error, TransportServerError):
         return error.code in RETRY_STATUS
-    return isinstance(error, TransportConnectionFailed)
+    return isinstance(error, TransportConnectionFailed | httpx.TransportError)
 
 
 class BaseClient:
@@ -58,7 +66,10 @@ class BaseClient:
         api_url: The server's GraphQL URL; default ``RUNVIEW_API_URL``; unset: embedded.
         api_key: Sent as a Bearer token; default ``RUNVIEW_API_KEY``.
         timeout: Seconds to wait for one answer (an ``httpx.Timeout`` sets connecting apart).
-        attempts: How many times a retryable document is sent before giving up.
+        retry_seconds: How long a document that may be sent again is retried while the
+            server cannot be reached or answers 502, 503 or 504 (0: never); default
+            ``RUNVIEW_CLIENT_RETRY_SECONDS`` (120). A server restart or a database failover
+            within it is ridden through, not reported.
     """
 
     def __init__(
@@ -67,14 +78,16 @@ class BaseClient:
         *,
         api_key: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
-        attempts: int = 4,
+        retry_seconds: float | None = None,
         settings: SDKSettings | None = None,
     ) -> None:
         self.settings = settings or SDKSettings()
         self.api_url = api_url or self.settings.api_url
         self.api_key = api_key or self.settings.api_key
         self.timeout = timeout
-        self.attempts = attempts
+        self.retry_seconds = (
+            self.settings.client_retry_seconds if retry_seconds is None else retry_seconds
+        )
         self._session: Any = None
         self._gql: GQLClient | None = None
         self._connecting = asyncio.Lock()
@@ -116,8 +129,9 @@ class BaseClient:
         session = await self._connect()
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
-            stop=stop_after_attempt(self.attempts if document.retry else 1),
-            wait=wait_exponential(multiplier=0.1, max=2.0),
+            stop=stop_after_delay(self.retry_seconds if document.retry else 0),
+            wait=wait_random_exponential(multiplier=0.1, max=MAX_WAIT_SECONDS),
+            before_sleep=self._retrying,
             reraise=True,
         )
         try:
@@ -132,11 +146,29 @@ class BaseClient:
                 f"The runview server at {self._where()} answered HTTP {error.code} to"
                 f" {document.name}: {error}."
             ) from error
-        except TransportConnectionFailed as error:
+        except (TransportConnectionFailed, httpx.TransportError) as error:
             raise ClientError(
-                f"Cannot reach the runview server at {self._where()} for {document.name}: {error}."
+                f"Cannot reach the runview server at {self._where()} for {document.name}:"
+                f" {describe_transport_error(error)}{self._gave_up()}."
             ) from error
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _retrying(self, retry_state: RetryCallState) -> None:
+        """Say once per outage that requests are being retried (tenacity's before_sleep)."""
+        if retry_state.attempt_number != 1:
+            return
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        logger.warning(
+            "the runview server at %s did not answer (%s); retrying for up to %g s",
+            self._where(),
+            describe_transport_error(error),
+            self.retry_seconds,
+        )
+
+    def _gave_up(self) -> str:
+        if not self.retry_seconds:
+            return ""
+        return f" (retried for {self.retry_seconds:g} s)"
 
     def _where(self) -> str:
         return repr(self.api_url or "embedded")
@@ -145,6 +177,16 @@ class BaseClient:
         if self._gql is not None and self._session is not None:
             await self._gql.close_async()
         self._session = self._gql = None
+
+
+def describe_transport_error(error: BaseException | None) -> str:
+    """A transport failure in a few words (httpx's timeouts have no text of their own)."""
+    if error is None:
+        return "no answer"
+    if isinstance(error, TransportServerError):
+        return f"HTTP {error.code}"
+    cause = error.__cause__ or error  # gql wraps httpx's errors, whose type says most
+    return str(error) or type(cause).__name__
 
 
 def _redact(url: str) -> str:

@@ -265,9 +265,9 @@ SET_TASK_RUN_STATES = Document(
 WRITE_RUN_LOGS = Document(
     "write_run_logs",
     """mutation write_run_logs($input: write_run_logs_input!) {
-      write_run_logs(input: $input) { count }
+      write_run_logs(input: $input) { count rejected { index message } }
     }""",
-    retry=False,  # a repeat would store the records twice
+    retry=True,  # records carry client-made ids: a repeat stores nothing twice
 )
 
 UPDATE_FLOW_RUN_HEARTBEAT = Document(

@@ -22,6 +22,10 @@ class SDKSettings(BaseSettings):
     # How often a running flow run tells the server it is alive (and learns if it is being
     # cancelled). Keep it well under the server's RUNVIEW_HEARTBEAT_TIMEOUT_SECONDS (90).
     heartbeat_interval_seconds: float = 10.0
+    # How long the client retries a request while the server is unreachable or answers
+    # 502/503/504: a restart, a deploy or a database failover shorter than this is ridden
+    # through. 0: report the first failure.
+    client_retry_seconds: float = Field(default=120.0, ge=0)
 
     @field_validator("api_url", "api_key", "database_url", mode="before")
     @classmethod

@@ -42,7 +42,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from backend.api.compiled import valid_operation
 from backend.api.states import judge
 from backend.errors import InputError
-from backend.models import Database
+from backend.models import Database, Proposed
 
 logger = logging.getLogger("runview.server")
 
@@ -110,10 +110,8 @@ class CompiledStates:
         selection = _payload(roots[0].selection_set)
         return None if selection is None else _Mutation(operation, roots[0], selection)
 
-    def _proposals(
-        self, mutation: _Mutation, inputs: Mapping[str, Any]
-    ) -> list[tuple[Any, int, Any]] | None:
-        """The proposals as (run id, version, state), coerced as the executor coerces them;
+    def _proposals(self, mutation: _Mutation, inputs: Mapping[str, Any]) -> list[Proposed] | None:
+        """The proposals, coerced as the executor coerces them;
         ``None`` if it would answer with an error."""
         coerced = get_variable_values(
             self.schema, mutation.operation.variable_definitions or [], dict(inputs)
@@ -126,7 +124,10 @@ class CompiledStates:
         except GraphQLError:
             return None
         _, id_field = FIELDS[mutation.field.name.value]
-        return [(p[id_field], p["version"], p["state"]) for p in arguments["input"]["states"]]
+        return [
+            Proposed(p[id_field], p["version"], p["state"], p.get("proposal_id"))
+            for p in arguments["input"]["states"]
+        ]
 
 
 def _plain(node: object) -> TypeGuard[FieldNode]:

@@ -46,6 +46,10 @@ class FlowRunStateProposal:
     flow_run_id: uuid.UUID
     version: int
     state: Jsonb
+    proposal_id: uuid.UUID | None = strawberry.field(
+        default=None,
+        description="Made by the client: a proposal sent again gets its first answer.",
+    )
 
 
 @strawberry.input(name="set_flow_run_states_input")
@@ -112,7 +116,9 @@ class Mutation:
     async def set_flow_run_states(
         self, info: Info, input: SetFlowRunStatesInput
     ) -> SetStatesPayload:
-        proposals = [(p.flow_run_id, p.version, p.state) for p in input.states]
+        proposals = [
+            models.Proposed(p.flow_run_id, p.version, p.state, p.proposal_id) for p in input.states
+        ]
         return await set_states(info, "flow_run", proposals)
 
     @strawberry.mutation(

@@ -19,6 +19,10 @@ class RunLogInput:
     message: str
     task_run_id: uuid.UUID | None = None
     timestamp: dt.datetime | None = None
+    id: uuid.UUID | None = strawberry.field(
+        default=None,
+        description="Made by the client: a record sent again is stored once.",
+    )
 
 
 @strawberry.input(name="write_run_logs_input")
@@ -26,9 +30,18 @@ class WriteRunLogsInput:
     logs: list[RunLogInput]
 
 
+@strawberry.type(name="rejected_log")
+class RejectedLog:
+    index: int = strawberry.field(description="The record's position in the batch.")
+    message: str
+
+
 @strawberry.type(name="write_run_logs_payload")
 class WriteRunLogsPayload:
-    count: int
+    count: int = strawberry.field(description="How many of the records are stored.")
+    rejected: list[RejectedLog] = strawberry.field(
+        description="The records that were not stored, and why; the others were."
+    )
 
 
 @strawberry.type
@@ -37,5 +50,6 @@ class Mutation:
     async def write_run_logs(self, info: Info, input: WriteRunLogsInput) -> WriteRunLogsPayload:
         logs = [vars(log) for log in input.logs]
         async with info.context.db.begin() as conn:
-            count = await models.write_run_logs(conn, logs)
-        return WriteRunLogsPayload(count=count)
+            written = await models.write_run_logs(conn, logs)
+        rejected = [RejectedLog(index=i, message=message) for i, message in written.rejected]
+        return WriteRunLogsPayload(count=written.count, rejected=rejected)

@@ -53,7 +53,7 @@ class SetStatesPayload:
 
 
 async def set_states(
-    info: Info, kind: str, proposals: Sequence[tuple[uuid.UUID, int, Any]]
+    info: Info, kind: str, proposals: Sequence[models.Proposed]
 ) -> SetStatesPayload:
     """Judge a batch of proposals in one transaction, each on its own."""
     changes = await judge(info.context.db, kind, proposals)
@@ -61,7 +61,7 @@ async def set_states(
 
 
 async def judge(
-    db: Database, kind: str, proposals: Sequence[tuple[uuid.UUID, int, Any]]
+    db: Database, kind: str, proposals: Sequence[models.Proposed]
 ) -> list[models.StateChange]:
     """The resolvers' and the compiled path's one way to judge proposals.
 

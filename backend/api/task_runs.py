@@ -48,6 +48,10 @@ class TaskRunStateProposal:
     task_run_id: uuid.UUID
     version: int
     state: Jsonb
+    proposal_id: uuid.UUID | None = strawberry.field(
+        default=None,
+        description="Made by the client: a proposal sent again gets its first answer.",
+    )
 
 
 @strawberry.input(name="set_task_run_states_input")
@@ -100,7 +104,9 @@ class Mutation:
     async def set_task_run_states(
         self, info: Info, input: SetTaskRunStatesInput
     ) -> SetStatesPayload:
-        proposals = [(p.task_run_id, p.version, p.state) for p in input.states]
+        proposals = [
+            models.Proposed(p.task_run_id, p.version, p.state, p.proposal_id) for p in input.states
+        ]
         return await set_states(info, "task_run", proposals)
 
     @strawberry.mutation(description="Note that a task run's process is alive.")

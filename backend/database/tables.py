@@ -75,6 +75,9 @@ def _state_history(run: str) -> sa.Table:
         sa.Column("details", Jsonb, nullable=False, default=dict),
         sa.Column("serialized_state", Jsonb),
         sa.Column("version", sa.Integer, nullable=False),
+        # Why the server wrote something other than what was proposed ("this is a retry.");
+        # also what a re-sent proposal is answered with.
+        sa.Column("reason", sa.Text),
         sa.Index(None, f"{run}_id", "timestamp"),
     )
 
@@ -150,6 +153,10 @@ task_run = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     *_run_state_columns(),
     sa.Column("run_count", sa.Integer, nullable=False, default=0),
+    # The retry policy the run was created with: the task's row holds the latest declared,
+    # and runs of another version of the code must not decide each other's retries.
+    sa.Column("max_retries", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("retry_delay_seconds", sa.Float, nullable=False, default=0.0, server_default="0"),
     sa.Column("cache_key", sa.Text),
     sa.Column("start_time", Timestamp),
     sa.Column("end_time", Timestamp),

@@ -24,6 +24,7 @@ from backend.models.runs import (
 )
 from backend.models.services import mark_crashed_runs, mark_late_runs, try_services_lock
 from backend.models.states import (
+    Proposed,
     StateChange,
     force_states,
     set_flow_run_state,
@@ -59,6 +60,7 @@ __all__ = [
     "get_or_create_task_run",
     "record_heartbeat",
     "write_run_logs",
+    "Proposed",
     "set_flow_run_state",
     "set_states",
     "set_task_run_state",

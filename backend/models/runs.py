@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,6 +27,13 @@ _TASK_FIELDS = ("name", "mapped", "max_retries", "retry_delay_seconds", "tags")
 # Children of one mapped parent. Far above the 10,000 the runtime is built for, low enough
 # that one request cannot ask the database for an unbounded insert.
 MAX_MAPPED_CHILDREN = 100_000
+
+
+class _RetryPolicy(NamedTuple):
+    """What a task run is created with: a mapped parent's children get the parent's."""
+
+    max_retries: int
+    retry_delay_seconds: float
 
 
 def _insert_on_conflict(conn: AsyncConnection, table: sa.Table) -> Any:
@@ -264,8 +271,13 @@ async def get_or_create_task_run(
             )
         )
     ).one()
+    # A new run keeps the policy it is created with; the task row only has the latest.
+    policy = _RetryPolicy(
+        task.max_retries if max_retries is None else max_retries,
+        task.retry_delay_seconds if retry_delay_seconds is None else retry_delay_seconds,
+    )
     rows = await _get_or_create_task_runs(
-        conn, flow_run_id, task, range(map_index, map_index + 1), cache_key, now
+        conn, flow_run_id, task, range(map_index, map_index + 1), cache_key, policy, now
     )
     return rows[0]
 
@@ -290,10 +302,17 @@ async def get_or_create_mapped_task_run_children(
             f" {MAX_MAPPED_CHILDREN - 1}."
         )
     task_run, task = tables.task_run, tables.task
-    # The parent run's attempt count and state, with its task's columns (id, name, mapped).
+    # The parent run's attempt count, state and retry policy (which its children get), with
+    # its task's columns (id, name, mapped).
     parent = (
         await conn.execute(
-            sa.select(task_run.c.run_count, task_run.c.state_type, task)
+            sa.select(
+                task_run.c.run_count,
+                task_run.c.state_type,
+                task_run.c.max_retries.label("run_max_retries"),
+                task_run.c.retry_delay_seconds.label("run_retry_delay_seconds"),
+                task,
+            )
             .join(task, task.c.id == task_run.c.task_id)
             .where(
                 task_run.c.flow_run_id == flow_run_id,
@@ -314,8 +333,9 @@ async def get_or_create_mapped_task_run_children(
                 " parent: it already ran as a single task run."
             )
         await conn.execute(sa.update(task).where(task.c.id == parent.id).values(mapped=True))
+    policy = _RetryPolicy(parent.run_max_retries, parent.run_retry_delay_seconds)
     return await _get_or_create_task_runs(
-        conn, flow_run_id, parent, range(0, max_map_index + 1), None, now
+        conn, flow_run_id, parent, range(0, max_map_index + 1), None, policy, now
     )
 
 
@@ -325,6 +345,7 @@ async def _get_or_create_task_runs(
     task: Row[Any],
     map_indexes: range,
     cache_key: str | None,
+    policy: _RetryPolicy,
     now: dt.datetime,
 ) -> list[Row[Any]]:
     """The task runs of ``task`` at ``map_indexes``, creating the missing ones Pending.
@@ -335,9 +356,10 @@ async def _get_or_create_task_runs(
     table = tables.task_run
     state = State(type=StateType.PENDING, name="Pending", timestamp=now)
     if conn.dialect.name == "postgresql":
-        await conn.execute(_pg_create_task_runs(flow_run_id, task, map_indexes, cache_key, state))
+        statement = _pg_create_task_runs(flow_run_id, task, map_indexes, cache_key, policy, state)
+        await conn.execute(statement)
     else:
-        await _create_task_runs(conn, flow_run_id, task, map_indexes, cache_key, state)
+        await _create_task_runs(conn, flow_run_id, task, map_indexes, cache_key, policy, state)
     found = (
         await conn.execute(
             sa.select(table).where(
@@ -352,7 +374,12 @@ async def _get_or_create_task_runs(
 
 
 def _pg_create_task_runs(
-    flow_run_id: uuid.UUID, task: Row[Any], map_indexes: range, cache_key: str | None, state: State
+    flow_run_id: uuid.UUID,
+    task: Row[Any],
+    map_indexes: range,
+    cache_key: str | None,
+    policy: _RetryPolicy,
+    state: State,
 ) -> sa.Insert:
     """ONE statement that creates the missing runs and their first states, whatever the
     number of indexes: the rows come from ``generate_series`` in the database, each with
@@ -374,6 +401,8 @@ def _pg_create_task_runs(
         "serialized_state": serialized,
         "version": sa.literal(1),
         "run_count": sa.literal(0),
+        "max_retries": sa.literal(policy.max_retries),
+        "retry_delay_seconds": sa.literal(policy.retry_delay_seconds, sa.Float),
         "cache_key": sa.literal(cache_key, sa.Text),
         "created": now,
         "updated": now,
@@ -409,6 +438,7 @@ async def _create_task_runs(
     task: Row[Any],
     map_indexes: range,
     cache_key: str | None,
+    policy: _RetryPolicy,
     state: State,
 ) -> None:
     """The same on SQLite, which has no ``generate_series``: the rows are made here and
@@ -428,6 +458,7 @@ async def _create_task_runs(
             "serialized_state": state.serialize(),
             "version": 1,
             "run_count": 0,
+            **policy._asdict(),
             "cache_key": cache_key,
             "created": now,
             "updated": now,

@@ -21,7 +21,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -39,9 +39,30 @@ from backend.orchestration.rules import (
     Run,
     Status,
 )
-from backend.orchestration.states import NAMES, TERMINAL, ResultRef, State, StateType
+from backend.orchestration.states import (
+    NAMES,
+    TERMINAL,
+    ResultRef,
+    State,
+    StateType,
+    parse_cache_expiration,
+)
 
 _UNFINISHED = [t.value for t in StateType if t not in TERMINAL]
+
+
+class Proposed(NamedTuple):
+    """One proposal of a batch: the state a client wants for a run it read at ``version``.
+
+    ``proposal_id`` is made by the client. A proposal sent again because its answer was lost
+    (a timeout, a restart) is then answered as the first time, instead of being judged
+    anew against the state it put the run in: no false REJECTED, no second history row.
+    """
+
+    run_id: uuid.UUID
+    version: int
+    state: Any
+    proposal_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,7 @@ async def set_flow_run_state(
     now: dt.datetime | None = None,
 ) -> StateChange:
     """Propose ``state`` (serialized) for a flow run believed to be at ``version``."""
-    return (await set_states(conn, "flow_run", [(flow_run_id, version, state)], now=now))[0]
+    return (await set_states(conn, "flow_run", [Proposed(flow_run_id, version, state)], now=now))[0]
 
 
 async def set_task_run_state(
@@ -89,13 +110,13 @@ async def set_task_run_state(
     now: dt.datetime | None = None,
 ) -> StateChange:
     """Propose ``state`` (serialized) for a task run believed to be at ``version``."""
-    return (await set_states(conn, "task_run", [(task_run_id, version, state)], now=now))[0]
+    return (await set_states(conn, "task_run", [Proposed(task_run_id, version, state)], now=now))[0]
 
 
 async def set_states(
     conn: AsyncConnection,
     kind: str,
-    proposals: Sequence[tuple[uuid.UUID, int, Any]],
+    batch: Sequence[Proposed | tuple[uuid.UUID, int, Any]],
     *,
     now: dt.datetime | None = None,
 ) -> list[StateChange]:
@@ -103,23 +124,31 @@ async def set_states(
 
     A fixed number of statements whatever the batch size: one read that locks every run
     named (in id order, so two batches naming the same runs queue rather than deadlock), one
-    read of the cache candidates (only when a run proposed Running has a cache key), then the
-    write of the runs and their history (``_write``: one statement on PostgreSQL).
+    read of the cache candidates (only when a run proposed Running has a cache key), one of
+    earlier answers (only for re-sent proposals), then the write of the runs and their
+    history (``_write``: one statement on PostgreSQL).
     Proposals are decided in order against in-memory snapshots, so a second proposal for the
-    same run sees the outcome of the first.
+    same run sees the outcome of the first. A proposal that is malformed or cannot be stored
+    is refused on its own; the rest of the batch is judged as if it were not there.
     """
     now = now or utcnow()
+    proposals = [Proposed(*proposal) for proposal in batch]
     policy = FLOW_RUN_POLICY if kind == "flow_run" else TASK_RUN_POLICY
-    runs = await _lock_and_read(conn, kind, sorted({id for id, _, _ in proposals}))
+    runs = await _lock_and_read(conn, kind, sorted({p.run_id for p in proposals}))
     cached = await _cache_candidates(conn, runs.values(), proposals, now)
+    answered = await _earlier_answers(conn, kind, runs, proposals)
     changes: list[StateChange] = []
     history: list[dict[str, Any]] = []
     ended: dict[str, list[uuid.UUID]] = {}  # effect state name -> flow run ids
-    for run_id, version, data in proposals:
+    for run_id, version, data, proposal_id in proposals:
         run = runs.get(run_id)
         if run is None:
             message = f"{kind.replace('_', ' ')} {str(run_id)!r} does not exist."
             changes.append(StateChange(run_id, Status.ABORTED, message, None))
+            continue
+        history_id = _history_id(proposal_id, run_id, version)
+        if history_id in answered:
+            changes.append(answered[history_id])
             continue
         try:
             proposed = State.parse(data, now)
@@ -131,20 +160,72 @@ async def set_states(
         proposal = policy.decide(
             Proposal(run=snapshot, proposed=proposed, version=version, now=now)
         )
+        change = StateChange(
+            run_id, proposal.status, proposal.reason, proposal.in_force.serialize()
+        )
         if proposal.status is Status.ACCEPTED:
             run.accept(proposal.state, now)
-            history.append(history_row(kind, run_id, proposal.state, run.version))
+            history.append(
+                history_row(
+                    kind, run_id, proposal.state, run.version, id=history_id, reason=proposal.reason
+                )
+            )
             for effect in proposal.effects:
                 ended.setdefault(effect.name, []).append(run_id)
-        changes.append(
-            StateChange(run_id, proposal.status, proposal.reason, proposal.in_force.serialize())
-        )
+            if proposal_id is not None:  # sent twice in one batch: answered once
+                answered[history_id] = change
+        changes.append(change)
     changed = [run.values() for run in runs.values() if run.changed]
     if changed:
         await _write(conn, kind, changed, history)
     for name, flow_run_ids in ended.items():
         await finish_task_runs(conn, flow_run_ids, name, f"Its flow run is {name}.", now=now)
     return changes
+
+
+def _history_id(proposal_id: uuid.UUID | None, run_id: uuid.UUID, version: int) -> uuid.UUID:
+    """The id of the history row an accepted proposal writes.
+
+    With a client-made proposal id it is derived from that id, the run and the version
+    proposed from, so a re-sent proposal finds the row the first one wrote, and a client
+    that reuses an id for another run or version cannot collide with it.
+    """
+    if proposal_id is None:
+        return uuid.uuid4()
+    return uuid.uuid5(proposal_id, f"{run_id}/{version}")
+
+
+async def _earlier_answers(
+    conn: AsyncConnection,
+    kind: str,
+    runs: dict[uuid.UUID, _RunSnapshot],
+    proposals: Sequence[Proposed],
+) -> dict[uuid.UUID, StateChange]:
+    """The answers already given to proposals of this batch that were accepted before, by
+    the history row id each wrote.
+
+    Only a proposal whose version is stale can have been accepted (acceptance moves the run
+    past it), so a batch of fresh proposals costs no query here.
+    """
+    ids: dict[uuid.UUID, uuid.UUID] = {}  # history id -> run id
+    for run_id, version, _, proposal_id in proposals:
+        run = runs.get(run_id)
+        if proposal_id is not None and run is not None and version != run.version:
+            ids[_history_id(proposal_id, run_id, version)] = run_id
+    if not ids:
+        return {}
+    history = tables.metadata.tables[f"{kind}_state"]
+    run_column = history.c[f"{kind}_id"]
+    rows = await conn.execute(
+        sa.select(history.c.id, run_column, history.c.reason, history.c.serialized_state).where(
+            history.c.id.in_(ids)
+        )
+    )
+    return {
+        row.id: StateChange(row[1], Status.ACCEPTED, row.reason, row.serialized_state)
+        for row in rows
+        if ids[row.id] == row[1]
+    }
 
 
 class _RunSnapshot:
@@ -250,9 +331,9 @@ async def _lock_and_read(
                 table.c.run_count,
                 table.c.cache_key,
                 table.c.map_index,
+                table.c.max_retries,
+                table.c.retry_delay_seconds,
                 task.c.mapped,
-                task.c.max_retries,
-                task.c.retry_delay_seconds,
                 flow_run.c.state_type.label("flow_run_state_type"),
             )
             .join(task, task.c.id == table.c.task_id)
@@ -342,13 +423,15 @@ def _json_default(value: Any) -> Any:
 async def _cache_candidates(
     conn: AsyncConnection,
     runs: Any,
-    proposals: Sequence[tuple[uuid.UUID, int, Any]],
+    proposals: Sequence[Proposed],
     now: dt.datetime,
 ) -> dict[str, tuple[uuid.UUID, ResultRef]]:
     """For every cache key of a run proposed RUNNING: the newest Completed run with that key,
     if its cache has not expired. One query for the whole batch."""
     running = {
-        id for id, _, data in proposals if isinstance(data, dict) and data.get("type") == "RUNNING"
+        p.run_id
+        for p in proposals
+        if isinstance(p.state, dict) and p.state.get("type") == "RUNNING"
     }
     keys = {run.cache_key for run in runs if run.cache_key and run.id in running}
     if not keys:
@@ -366,16 +449,33 @@ async def _cache_candidates(
     for key, row in newest.items():
         serialized = row.serialized_state or {}
         expiration = (serialized.get("details") or {}).get("cache_expiration")
-        if expiration is not None and dt.datetime.fromisoformat(expiration) <= now:
-            continue
+        if expiration is not None:
+            try:
+                expires = parse_cache_expiration(expiration)
+            except InputError:  # stored before expirations were checked: not reusable
+                continue
+            if expires <= now:
+                continue
         if serialized.get("result"):
             found[key] = (row.id, ResultRef.parse(serialized["result"]))
     return found
 
 
-def history_row(run_table: str, run_id: uuid.UUID, state: State, version: int) -> dict[str, Any]:
+def _proposes_running(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("type") == "RUNNING"
+
+
+def history_row(
+    run_table: str,
+    run_id: uuid.UUID,
+    state: State,
+    version: int,
+    *,
+    id: uuid.UUID | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": id or uuid.uuid4(),
         f"{run_table}_id": run_id,
         "timestamp": state.timestamp,
         "state": state.name,
@@ -385,6 +485,7 @@ def history_row(run_table: str, run_id: uuid.UUID, state: State, version: int) -
         "details": dict(state.details),
         "serialized_state": state.serialize(),
         "version": version,
+        "reason": reason,
     }
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from backend.errors import InputError
 
 
@@ -78,6 +80,73 @@ DEFAULT_NAMES: dict[StateType, str] = {
 }
 
 _FIELDS = {"type", "name", "message", "timestamp", "result", "details"}
+# A proposed state, as JSON, may be this large: a state is a few hundred bytes; a message
+# holding a whole log file belongs in the logs.
+MAX_STATE_BYTES = 1_000_000
+
+
+def parse_cache_expiration(value: Any) -> dt.datetime:
+    """``details.cache_expiration``: when a Completed run's result stops being reusable."""
+    if not isinstance(value, str):
+        raise InputError(
+            f"state details cache_expiration {value!r} is not a string; expected an ISO 8601"
+            " timestamp with a UTC offset, such as '2026-12-01T12:00:00+00:00'."
+        )
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        why = "has no UTC offset" if when is not None else "is not a timestamp"
+        raise InputError(
+            f"state details cache_expiration {value!r} {why}; expected an ISO 8601 timestamp"
+            " with a UTC offset, such as '2026-12-01T12:00:00+00:00'."
+        )
+    return when
+
+
+def check_storable(data: Any, what: str = "state") -> None:
+    """Refuse a JSON value the database cannot store, naming where the bad part is: a NUL
+    character (PostgreSQL's text and jsonb have none), a lone surrogate (not UTF-8), or more
+    than ``MAX_STATE_BYTES`` in all. One serialization when nothing is wrong."""
+    try:
+        text = orjson.dumps(data)
+    except TypeError:  # a lone surrogate, or an integer orjson refuses: look closer
+        text = None
+    if text is not None and len(text) > MAX_STATE_BYTES:
+        raise InputError(
+            f"{what} is {len(text):,} bytes as JSON, over the limit of {MAX_STATE_BYTES:,}."
+        )
+    if text is None or b"\\u0000" in text:
+        _find_unstorable(data, what)
+
+
+def _find_unstorable(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputError(
+                f"{where} {_shorten(value)} holds a NUL character (\\x00), which cannot be"
+                " stored; remove or replace it."
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(
+                f"{where} {_shorten(value)} holds a lone surrogate"
+                f" ({value[error.start]!r} at {error.start}), which is not UTF-8; remove or"
+                " replace it."
+            ) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _find_unstorable(key, f"a key of {where}")
+            _find_unstorable(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _find_unstorable(item, f"{where}[{i}]")
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 @dataclass(frozen=True)
@@ -135,6 +204,7 @@ class State:
         """
         if not isinstance(data, Mapping):
             raise InputError(f"state {data!r} is not an object; expected {{type, name, ...}}.")
+        check_storable(data)
         unknown = sorted(set(data) - _FIELDS)
         if unknown:
             raise InputError(
@@ -162,6 +232,8 @@ class State:
         details = {} if details is None else details
         if not isinstance(details, Mapping):
             raise InputError(f"state details {details!r} is not an object.")
+        if "cache_expiration" in details:
+            parse_cache_expiration(details["cache_expiration"])
         result = data.get("result")
         return cls(
             type=state_type,

@@ -22,10 +22,13 @@ import typer
 from sdk import documents
 from sdk.client import Client
 from sdk.exceptions import InvalidInput, NotFound
+from sdk.settings import SDKSettings
 
-# A server that does not answer is reported within seconds (each of the client's few
-# attempts waits this long to connect), not after the 30 s a slow answer may take.
+# A server that does not answer is reported within seconds (each attempt waits this long to
+# connect, and attempts stop after RETRY_SECONDS), not after the 30 s a slow answer may take
+# or the two minutes a flow's client rides through: a person is waiting at the terminal.
 CONNECT_SECONDS = 2.0
+RETRY_SECONDS = 3.0
 # An id prefix must be this long, as git and docker ask, so that it is likely unique.
 MIN_PREFIX = 8
 # Candidates listed when a prefix is ambiguous.
@@ -51,7 +54,14 @@ def client() -> Client:
     """The process's client: the server at ``RUNVIEW_API_URL``, or embedded when unset."""
     global _client
     if _client is None:
-        _client = Client(timeout=httpx.Timeout(30.0, connect=CONNECT_SECONDS))
+        settings = SDKSettings()
+        # RUNVIEW_CLIENT_RETRY_SECONDS, when set, is the user's choice; otherwise be brief.
+        retry = None if "client_retry_seconds" in settings.model_fields_set else RETRY_SECONDS
+        _client = Client(
+            timeout=httpx.Timeout(30.0, connect=CONNECT_SECONDS),
+            retry_seconds=retry,
+            settings=settings,
+        )
     return _client
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+import uuid
 from typing import Any
 
 from sdk import documents
 from sdk.client import Client
+from sdk.runtime.text import storable_state
 
 MAX_BATCH = 1_000
 # How long a request may wait for the proposers of the previous one to propose again
@@ -43,7 +45,14 @@ class StateBatcher:
     def propose(self, task_run_id: Any, version: int, state: dict[str, Any]) -> dict[str, Any]:
         """Propose ``state``; the server's answer ``{id, status, message, state}``."""
         future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        proposal = {"task_run_id": str(task_run_id), "version": version, "state": state}
+        proposal = {
+            "task_run_id": str(task_run_id),
+            "version": version,
+            "state": storable_state(state),
+            # The client retries a batch whose answer was lost; the server answers each
+            # proposal it already accepted as it did the first time.
+            "proposal_id": str(uuid.uuid4()),
+        }
         with self._ready:
             if self._closed:
                 raise RuntimeError("the flow run's state batcher is closed")

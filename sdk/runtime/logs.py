@@ -18,10 +18,12 @@ import datetime as dt
 import logging
 import sys
 import threading
+import uuid
 from typing import Any
 
 from sdk import documents
 from sdk.client import Client
+from sdk.runtime.text import storable
 
 BATCH = 1_000
 INTERVAL_SECONDS = 1.0
@@ -55,9 +57,12 @@ class LogShipper:
         for start in range(0, len(records), BATCH):
             batch = records[start : start + BATCH]
             try:
-                self.client.execute(documents.WRITE_RUN_LOGS, {"input": {"logs": batch}})
+                answer = self.client.execute(documents.WRITE_RUN_LOGS, {"input": {"logs": batch}})
             except Exception as error:  # logging must never break the run it describes
                 print(f"runview: could not ship {len(batch)} log records: {error}", file=sys.stderr)
+                continue
+            for rejected in answer["write_run_logs"]["rejected"]:
+                print(f"runview: a log record was refused: {rejected['message']}", file=sys.stderr)
 
     def close(self) -> None:
         self._closed = True
@@ -100,12 +105,14 @@ class RunLogHandler(logging.Handler):
         task_run_id = getattr(record, "task_run_id", None)
         shipper.add(
             {
+                # Made here: a batch sent again after a lost answer is stored once.
+                "id": str(uuid.uuid4()),
                 "flow_run_id": str(record.flow_run_id),  # type: ignore[attr-defined]
                 "task_run_id": str(task_run_id) if task_run_id else None,
                 "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
                 "level": record.levelno,
-                "name": record.name,
-                "message": self.format(record),
+                "name": storable(record.name),
+                "message": storable(self.format(record)),
             }
         )
 

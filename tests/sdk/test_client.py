@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sdk
 from backend.settings import Settings
 from backend.testing import ServerThread
 from sdk import Client, documents
+from sdk.client import MAX_WAIT_SECONDS
 from sdk.exceptions import ClientError, InvalidInput, ServerError
 from sdk.settings import SDKSettings
 from tests.conftest import DatabaseFactory
@@ -85,7 +87,7 @@ def test_retries_a_read_through_503s_and_sends_the_api_key(sqlite_url: str) -> N
     flaky = Flaky(failures=2)
     server = ServerThread(Settings(database_url=sqlite_url, run_services=False), flaky).start()
     try:
-        client = Client(f"{server.url}/graphql", api_key="s3cret", attempts=3)
+        client = Client(f"{server.url}/graphql", api_key="s3cret", retry_seconds=30)
         answer = client.execute(documents.CREATE_FLOW, {"input": {"name": "f"}})
         assert answer["create_flow"]["version"] == 1
         assert flaky.requests == ["Bearer s3cret"] * 3
@@ -94,25 +96,110 @@ def test_retries_a_read_through_503s_and_sends_the_api_key(sqlite_url: str) -> N
         server.stop()
 
 
-def test_gives_up_after_its_attempts_and_never_repeats_unsafe_writes(sqlite_url: str) -> None:
-    flaky = Flaky(failures=100)
+def test_gives_up_after_its_budget_and_never_repeats_unsafe_writes(sqlite_url: str) -> None:
+    flaky = Flaky(failures=10_000)
     server = ServerThread(Settings(database_url=sqlite_url, run_services=False), flaky).start()
     try:
-        client = Client(f"{server.url}/graphql", attempts=3)
+        client = Client(f"{server.url}/graphql", retry_seconds=1.5)
+        began = time.monotonic()
         with pytest.raises(ClientError, match="answered HTTP 503 to create_flow"):
             client.execute(documents.CREATE_FLOW, {"input": {"name": "f"}})
-        assert len(flaky.requests) == 3
-        logs = {"input": {"logs": []}}
-        with pytest.raises(ClientError, match="answered HTTP 503 to write_run_logs"):
-            client.execute(documents.WRITE_RUN_LOGS, logs)
-        assert len(flaky.requests) == 4  # written once, never repeated
+        assert 1.5 <= time.monotonic() - began < 1.5 + MAX_WAIT_SECONDS + 1
+        sent = len(flaky.requests)
+        assert sent >= 3  # retried, with waits that grow
+        claim = {"input": {"limit": 1, "labels": []}}
+        with pytest.raises(ClientError, match="answered HTTP 503 to claim_flow_runs"):
+            client.execute(documents.CLAIM_FLOW_RUNS, claim)
+        assert len(flaky.requests) == sent + 1  # sent once, never repeated
+        client.close()
+    finally:
+        server.stop()
+
+
+class LosesAnswers:
+    """Middleware: the server does the work of the first ``count`` requests naming
+    ``field``, then the answer is lost on its way back (502, as from a proxy)."""
+
+    def __init__(self, field: bytes, count: int) -> None:
+        self.field, self.count = field, count
+
+    def __call__(self, app: Any) -> Any:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"] != "/graphql":
+                return await app(scope, receive, send)
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            replayed = False
+
+            async def replay() -> dict[str, Any]:
+                nonlocal replayed
+                if replayed:
+                    return {"type": "http.disconnect"}
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            if self.field not in body or self.count == 0:
+                return await app(scope, replay, send)
+            self.count -= 1
+
+            async def swallow(message: dict[str, Any]) -> None:
+                pass
+
+            await app(scope, replay, swallow)  # done and committed; the answer goes nowhere
+            await send({"type": "http.response.start", "status": 502, "headers": []})
+            await send({"type": "http.response.body", "body": b"bad gateway"})
+
+        return asgi
+
+
+def test_a_proposal_whose_answer_was_lost_gets_its_first_answer(sqlite_url: str) -> None:
+    """The retry is not a false REJECTED (stale version) and writes no second history row."""
+    lossy = LosesAnswers(b"set_task_run_states", count=2)
+    server = ServerThread(Settings(database_url=sqlite_url, run_services=False), lossy).start()
+    try:
+        client = Client(f"{server.url}/graphql", retry_seconds=30)
+        client.execute(documents.CREATE_FLOW, {"input": {"name": "f"}})
+        run = client.execute(
+            documents.CREATE_FLOW_RUN, {"input": {"flow_name": "f", "pending": True}}
+        )["create_flow_run"]
+        client.execute(
+            documents.SET_FLOW_RUN_STATES,
+            {
+                "input": {
+                    "states": [
+                        {"flow_run_id": run["id"], "version": 2, "state": {"type": "RUNNING"}}
+                    ]
+                }
+            },
+        )
+        task_run = client.execute(
+            documents.GET_OR_CREATE_TASK_RUN,
+            {"input": {"flow_run_id": run["id"], "task_slug": "t"}},
+        )["get_or_create_task_run"]
+        proposal = {
+            "task_run_id": task_run["id"],
+            "version": 1,
+            "state": {"type": "RUNNING"},
+            "proposal_id": "0b7c2b7e-6d0e-4c4e-8f0a-7f4f3b0d9a11",
+        }
+        answer = client.execute(documents.SET_TASK_RUN_STATES, {"input": {"states": [proposal]}})
+        [change] = answer["set_task_run_states"]["states"]
+        assert (change["status"], change["state"]["name"]) == ("ACCEPTED", "Running")
+        assert lossy.count == 0  # two answers were lost on the way
+        history = client.execute(documents.TASK_RUN_HISTORY, {"id": task_run["id"]})
+        states = [s["state"] for s in history["task_run_by_pk"]["states"]]
+        assert states == ["Pending", "Running"]
         client.close()
     finally:
         server.stop()
 
 
 def test_an_unreachable_server_is_a_client_error() -> None:
-    client = Client("http://127.0.0.1:9/graphql", attempts=2)
+    client = Client("http://127.0.0.1:9/graphql", retry_seconds=0.5)
     with pytest.raises(ClientError, match="Cannot reach the runview server at 'http://127.0.0.1:9"):
         client.execute(
             documents.TASK_RUN_IDS, {"flow_run_id": "8e445d74-9ca6-425b-98e5-72754b7ea174"}

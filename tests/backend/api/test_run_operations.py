@@ -169,7 +169,6 @@ def test_heartbeats_report_the_state(server: Server) -> None:
 
 def test_logs_are_written_in_batches(server: Server) -> None:
     run = running_flow_run(server)
-    other = running_flow_run(server, flow="other")
     task = task_run(server, flow_run_id=run, task_slug="a-1")
     logs = [
         {"flow_run_id": run, "level": 20, "name": "runview.flow", "message": "start"},
@@ -192,15 +191,43 @@ def test_logs_are_written_in_batches(server: Server) -> None:
         {"message": "start", "level": 20, "task_run": None},
         {"message": "boom", "level": 40, "task_run": {"id": task["id"]}},
     ]
-    wrong_run = [{**logs[1], "flow_run_id": other}]
-    body = server.graphql(LOGS, {"logs": [logs[0], *wrong_run]})
-    assert (
-        f"task run '{task['id']}' does not exist in flow run '{other}'"
-        in (body["errors"][0]["message"])
-    )
     assert server.data("{ log_aggregate { aggregate { count } } }") == {
         "log_aggregate": {"aggregate": {"count": 2}}
     }
+
+
+def test_each_log_record_is_judged_on_its_own(server: Server) -> None:
+    """A bad record is refused with its reason; the rest of its batch is stored, and a
+    record sent again (same client-made id) is stored once."""
+    run = running_flow_run(server)
+    other = running_flow_run(server, flow="other")
+    task = task_run(server, flow_run_id=run, task_slug="a-1")
+    good = {"flow_run_id": run, "level": 20, "name": "runview.flow", "message": "fine"}
+    resent = {**good, "id": "5d1f1c0e-7a47-4d6e-9c51-0f8d1a1b2c3d", "message": "once"}
+    batch = [
+        good,
+        {**good, "task_run_id": task["id"], "flow_run_id": other},
+        {**good, "message": "a NUL \u0000 here"},
+        {**good, "flow_run_id": "00000000-0000-0000-0000-000000000000"},
+        resent,
+        resent,
+    ]
+    query = """mutation ($logs: [run_log_input!]!) {
+      write_run_logs(input: {logs: $logs}) { count rejected { index message } } }"""
+    answer = server.data(query, {"logs": batch})["write_run_logs"]
+    assert answer["count"] == 3
+    rejected = {r["index"]: r["message"] for r in answer["rejected"]}
+    assert sorted(rejected) == [1, 2, 3]
+    assert f"task run '{task['id']}' does not exist in flow run '{other}'" in rejected[1]
+    assert "log message 'a NUL \\x00 here' holds a NUL character" in rejected[2]
+    assert "flow run '00000000-0000-0000-0000-000000000000' does not exist" in rejected[3]
+    assert server.data(query, {"logs": [resent]})["write_run_logs"]["count"] == 1
+    stored = server.data(
+        """query ($id: uuid!) { log(where: {flow_run_id: {_eq: $id}}, order_by: {message: asc})
+             { message } }""",
+        {"id": run},
+    )["log"]
+    assert [log["message"] for log in stored] == ["fine", "once"]
 
 
 def test_claims_take_due_runs_whose_labels_the_agent_has(server: Server) -> None:
