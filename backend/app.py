@@ -2,7 +2,8 @@
 
 ``create_app`` is the factory uvicorn and the tests call. The lifespan owns the database:
 it opens the engine, upgrades the embedded database (nobody else would), and disposes the
-engine on shutdown.
+engine on shutdown. While the database cannot be reached, every route that needs it answers
+503 with ``Retry-After`` (``backend.api.errors``), and serves again as soon as it is back.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from backend.api.compiled import CompiledReads
 from backend.api.compiled_states import CompiledStates
 from backend.api.context import Context
 from backend.api.endpoint import Compiled, GraphQLEndpoint
+from backend.api.errors import RETRY_AFTER_SECONDS, answers_unavailable, unavailable_response
 from backend.api.schema import schema
 from backend.database import migrate
-from backend.database.engine import Database
+from backend.database.engine import Database, DatabaseUnavailable
 from backend.services import run_forever
 from backend.settings import Settings
 
@@ -41,6 +43,17 @@ class _GraphQL(GraphQL[Context, None]):
         # Strawberry's page loads GraphiQL from a CDN; runview's serves its own copy.
         return await playground.page(request)
 
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        # An outage is the whole answer: partial data would read as a verdict on the request.
+        if answers_unavailable(response_data):
+            return unavailable_response()
+        return super().create_response(response_data, sub_response)
+
+
+async def _unavailable(request: Request, error: Exception) -> Response:
+    logger.warning("answering 503 to %s: %s", request.url.path, error)
+    return unavailable_response()
+
 
 async def health(request: Request) -> Response:
     db: Database = request.app.state.db
@@ -48,7 +61,11 @@ async def health(request: Request) -> Response:
         await db.ping()
     except Exception as error:  # the point of /health is to report this, not raise it
         logger.warning("health check failed: %s", error)
-        return JSONResponse({"status": "unavailable", "database": db.dialect}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "database": db.dialect},
+            status_code=503,
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
     return JSONResponse({"status": "ok", "database": db.dialect})
 
 
@@ -109,4 +126,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(f"{playground.PREFIX}/{{path:path}}", playground.Assets()),
         ],
         lifespan=lifespan,
+        # Routes that let the outage through (the GraphQL view answers its own errors).
+        exception_handlers={DatabaseUnavailable: _unavailable},
     )

@@ -92,6 +92,8 @@ class CompiledReads:
                 return await json_reads.read_json(conn, tree)
         except (InputError, Unsupported):
             return None  # the executor words the error, or builds what one statement cannot
+        except ConnectionError:  # the database is down: 503 (backend.app), not a second try
+            raise
         except Exception:  # a fault: the executor answers (and reports) it its own way
             logger.exception("the compiled read path failed; answering with the executor")
             return None

@@ -90,6 +90,8 @@ class CompiledStates:
             changes = await judge(db, kind, proposals)
         except InputError:
             return None  # raised before any write; the executor words it
+        except ConnectionError:  # the database is down: 503 (backend.app), not a second try
+            raise
         except Exception:  # rolled back: the executor answers (and reports) it its own way
             logger.exception("the compiled state path failed; answering with the executor")
             return None

@@ -1,9 +1,23 @@
-"""Engine construction with the per-dialect settings runview depends on."""
+"""Engine construction with the per-dialect settings runview depends on, and how an
+unreachable database shows: ``DatabaseUnavailable``.
+
+A database that cannot be reached (connection refused, lost mid-request, shutting down or
+starting up, every pooled connection busy past the pool's timeout) raises
+``DatabaseUnavailable`` wherever a query was attempted, instead of the driver's error; any
+other database error is left as SQLAlchemy raises it, a fault. The server answers the first
+with 503 and ``Retry-After`` (``backend.api.errors``); the client retries.
+
+Recovery needs nothing more: SQLAlchemy notices a lost connection when a statement fails on
+it, discards it and every connection pooled before it, so the requests after the database is
+back get new ones. No ``pool_pre_ping``: its round trip on every checkout would cost each
+request more than the one request that fails after an outage (the client retries it).
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +47,66 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, json_serializer=json_serializer, **kwargs)
         sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
         sa.event.listen(engine.sync_engine, "begin", _begin_sqlite)
-        return engine
-    return create_async_engine(url, json_serializer=json_serializer, **kwargs)
+    else:
+        engine = create_async_engine(url, json_serializer=json_serializer, **kwargs)
+    sa.event.listen(engine.sync_engine, "handle_error", _unavailable)
+    return engine
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database cannot be reached now; the same request may succeed in a while.
+
+    A ``ConnectionError``: ``backend.api`` may not import this layer, and tells an outage
+    from a fault by that built-in base.
+    """
+
+
+# SQLSTATEs that mean "not now" rather than "not this": connection exceptions (class 08),
+# admin or crash shutdown, starting up (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _unavailable(context: sa.engine.ExceptionContext) -> BaseException | None:
+    """``handle_error`` listener: ``DatabaseUnavailable`` in place of a database error that
+    says the database cannot be reached; ``None`` (SQLAlchemy's own error) otherwise."""
+    if context.sqlalchemy_exception is None or context.is_pre_ping:
+        # Not a driver error (a cancellation, say, which must stay one), or a pre-ping,
+        # whose failure SQLAlchemy answers by reconnecting.
+        return None
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None)
+    if (
+        context.connection is None  # connecting failed
+        or context.is_disconnect
+        or (isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES))
+    ):
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        return DatabaseUnavailable(f"the database is unavailable: {reason}")
+    return None
+
+
+class _Borrowed:
+    """``async with`` over a connection or transaction context whose checkout may wait for
+    the pool: a pool timeout (every connection busy, or stuck connecting) is an outage too."""
+
+    __slots__ = ("_borrowing",)
+
+    def __init__(self, borrowing: AbstractAsyncContextManager[AsyncConnection]) -> None:
+        self._borrowing = borrowing
+
+    async def __aenter__(self) -> AsyncConnection:
+        try:
+            return await self._borrowing.__aenter__()
+        except sa.exc.TimeoutError as error:
+            raise DatabaseUnavailable(f"the database is unavailable: {error}") from error
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._borrowing.__aexit__(exc_type, exc, traceback)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -83,22 +155,22 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def connect(self) -> AsyncConnection:
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with db.connect() as conn``: a connection for reads (rolled back on exit)."""
-        return self.engine.connect()
+        return _Borrowed(self.engine.connect())
 
-    def connect_single(self) -> AsyncConnection:
+    def connect_single(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for ONE read statement: on PostgreSQL, outside any transaction,
         which saves the BEGIN and ROLLBACK round trips (the compiled read path)."""
-        return self._single.connect()
+        return _Borrowed(self._single.connect())
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with db.begin() as conn``: a write transaction, committed on success."""
-        return self._writer.begin()
+        return _Borrowed(self._writer.begin())
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
