@@ -1,8 +1,10 @@
-"""Background services of the server process: Late marking and crash detection.
+"""Background services of the server process: Late marking, crash detection, and
+releasing the claims of agents that are gone.
 
 Every ``services_interval_seconds`` each replica tries the services' lock; the one that
-gets it runs both passes in one transaction, the others skip that round. A failed round is
-logged and the next one runs as usual: a database hiccup must not stop the services.
+gets it runs the three passes in one transaction, the others skip that round. A failed
+round is logged and the next one runs as usual: a database hiccup must not stop the
+services.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Round:
     ran: bool
     late: int = 0
     crashed: int = 0
+    released: int = 0
 
 
 async def run_once(db: Database, settings: Settings, now: dt.datetime | None = None) -> Round:
@@ -38,9 +41,17 @@ async def run_once(db: Database, settings: Settings, now: dt.datetime | None = N
         crashed = await models.mark_crashed_runs(
             conn, timeout=dt.timedelta(seconds=settings.heartbeat_timeout_seconds), now=now
         )
-    if late or crashed:
-        logger.info("marked %d flow runs Late and %d Crashed", len(late), len(crashed))
-    return Round(ran=True, late=len(late), crashed=len(crashed))
+        released = await models.release_expired_claims(
+            conn, timeout=dt.timedelta(seconds=settings.claim_timeout_seconds), now=now
+        )
+    if late or crashed or released:
+        logger.info(
+            "marked %d flow runs Late and %d Crashed; released %d expired claims",
+            len(late),
+            len(crashed),
+            len(released),
+        )
+    return Round(ran=True, late=len(late), crashed=len(crashed), released=len(released))
 
 
 async def run_forever(db: Database, settings: Settings) -> None:

@@ -30,11 +30,15 @@ class Settings(BaseSettings):
     # Answer state proposals (set_*_states) without Strawberry's per-field execution
     # (backend.api.compiled_states); off, they go through the executor.
     compiled_states: bool = True
-    # Background services (Late marking, crash detection).
+    # Background services (Late marking, crash detection, releasing expired claims).
     run_services: bool = True
     services_interval_seconds: float = 5.0
     late_after_seconds: float = 15.0
     heartbeat_timeout_seconds: float = 90.0
+    # A run an agent claimed (Pending) with no sign of life from that agent for this long
+    # goes back to Scheduled for another agent. A live agent beats for its claims every
+    # RUNVIEW_HEARTBEAT_INTERVAL_SECONDS (10) while their processes start.
+    claim_timeout_seconds: float = 90.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,11 +22,16 @@ from backend.models.runs import (
     get_or_create_mapped_task_run_children,
     get_or_create_task_run,
 )
-from backend.models.services import mark_crashed_runs, mark_late_runs, try_services_lock
+from backend.models.services import (
+    mark_crashed_runs,
+    mark_late_runs,
+    release_expired_claims,
+    try_services_lock,
+)
 from backend.models.states import (
     Proposed,
     StateChange,
-    force_states,
+    propose_as_server,
     set_flow_run_state,
     set_states,
     set_task_run_state,
@@ -54,7 +59,7 @@ __all__ = [
     "count_rows",
     "create_flow",
     "create_flow_run",
-    "force_states",
+    "propose_as_server",
     "delete_flow_run",
     "get_or_create_mapped_task_run_children",
     "get_or_create_task_run",
@@ -78,4 +83,5 @@ __all__ = [
     "load_related",
     "read_latest_flow_run_id",
     "read_row",
+    "release_expired_claims",
 ]

@@ -14,37 +14,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.database import tables
 from backend.database.types import utcnow
 from backend.errors import InputError
-from backend.models.states import (
-    StateChange,
-    force_states,
-    lock_unfinished,
-    set_flow_run_state,
-)
+from backend.models.states import StateChange, lock_unfinished, propose_as_server
 from backend.orchestration.rules import Status
 from backend.orchestration.states import StateType
 
 # Claims per request: an agent asks for the runs it can start now, not a backlog.
 MAX_CLAIM = 1_000
+# The message of a claim's Pending: it tells a claim (which expires, see
+# backend.models.services) from a run its creator runs itself, which is Pending too.
+CLAIM_MESSAGE = "Claimed by an agent."
+_NOT_STARTED = {t.value for t in (StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED)}
 
 
 async def cancel_flow_run(
     conn: AsyncConnection, flow_run_id: uuid.UUID, *, now: dt.datetime | None = None
 ) -> StateChange:
     """Cancel a flow run: Cancelled if it has not started, Cancelling if it is running (its
-    runtime then stops and ends it Cancelled). Asking again changes nothing."""
+    runtime then stops and ends it Cancelled). The rules refuse it for a run that is over
+    or already being cancelled, and a Cancelled run takes its task runs with it."""
     table = tables.flow_run
     row = (
-        await conn.execute(sa.select(table).where(table.c.id == flow_run_id).with_for_update())
+        await conn.execute(
+            sa.select(table.c.state_type).where(table.c.id == flow_run_id).with_for_update()
+        )
     ).one_or_none()
     if row is None:
         raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
-    current = StateType(row.state_type)
-    if current is StateType.CANCELLING or current.terminal:
-        message = f"the flow run is already {row.state}; nothing to cancel."
-        return StateChange(row.id, Status.REJECTED, message, row.serialized_state)
-    target = "CANCELLING" if current is StateType.RUNNING else "CANCELLED"
-    proposal = {"type": target, "message": "Cancelled by request."}
-    return await set_flow_run_state(conn, flow_run_id, row.version, proposal, now=now)
+    # A run that has not started ends now; one that is running (or already being
+    # cancelled, which the rules refuse to repeat) is asked to stop.
+    name = "Cancelled" if row.state_type in _NOT_STARTED else "Cancelling"
+    [change] = await propose_as_server(
+        conn, "flow_run", [flow_run_id], name, "Cancelled by request.", now=now
+    )
+    return change
 
 
 async def delete_flow_run(conn: AsyncConnection, flow_run_id: uuid.UUID) -> None:
@@ -114,14 +116,16 @@ async def claim_flow_runs(
         ),
     )
     ids = await lock_unfinished(
-        conn,
-        table,
-        due,
-        order_by=table.c.scheduled_start_time,
-        limit=limit,
-        skip_locked=True,
+        conn, table, due, order_by=table.c.scheduled_start_time, limit=limit
     )
-    return await force_states(conn, table, ids, "Pending", "Claimed by an agent.", now=now)
+    changes = await propose_as_server(conn, "flow_run", ids, "Pending", CLAIM_MESSAGE, now=now)
+    claimed = [change.id for change in changes if change.status is Status.ACCEPTED]
+    if not claimed:
+        return []
+    rows = await conn.execute(
+        sa.select(table).where(table.c.id.in_(claimed)).order_by(table.c.scheduled_start_time)
+    )
+    return list(rows.all())
 
 
 def _labels_within(conn: AsyncConnection, column: Any, labels: list[str]) -> Any:

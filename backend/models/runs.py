@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.database import tables
 from backend.database.types import Jsonb, Timestamp, utcnow
 from backend.errors import InputError
-from backend.models.states import history_row, set_flow_run_state
+from backend.models.history import history_row
+from backend.models.states import set_flow_run_state
 from backend.orchestration.states import State, StateType
 
 _TASK_FIELDS = ("name", "mapped", "max_retries", "retry_delay_seconds", "tags")

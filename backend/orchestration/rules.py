@@ -55,7 +55,7 @@ class FinishTaskRuns:
 class Proposal:
     run: Run
     proposed: State
-    version: int
+    version: int | None  # None: the server's own proposal
     now: dt.datetime
     status: Status = Status.ACCEPTED
     reason: str | None = None
@@ -97,11 +97,13 @@ class RejectStaleVersion(Rule):
     """Optimistic concurrency: a proposal made from an old reading of the run is refused.
 
     Guards against lost updates and double runs: of two workers that both read version 3
-    and propose RUNNING, only the first is accepted; the second sees version 4.
+    and propose RUNNING, only the first is accepted; the second sees version 4. The server's
+    own proposals (Late, Crashed, claims, cascades) have no version: they are judged against
+    the state in force, read under the lock.
     """
 
     def apply(self, proposal: Proposal) -> None:
-        if proposal.version != proposal.run.version:
+        if proposal.version is not None and proposal.version != proposal.run.version:
             proposal.reject(
                 f"version {proposal.version} is stale: the run is at version"
                 f" {proposal.run.version} ({proposal.run.state.name})."
@@ -130,7 +132,8 @@ class CancellingOnlyEnds(Rule):
 
     def apply(self, proposal: Proposal) -> None:
         proposal.reject(
-            f"the run is Cancelling; it can only become Cancelled, not {proposal.proposed.name}."
+            f"the run is already Cancelling; it can only become Cancelled, not"
+            f" {proposal.proposed.name}."
         )
 
 

@@ -5,6 +5,7 @@ Against both real databases: what one database stores, the other must too.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -200,3 +201,53 @@ async def test_mapped_children_get_their_parents_policy(db: Database) -> None:
             )
         )
         assert set(rows.all()) == {(3, 1.5)}
+
+
+async def test_a_task_run_cannot_start_while_its_flow_run_is_ending(
+    db: Database, database_url: str
+) -> None:
+    """The door locks the flow run of a task run it judges: a Running proposal waits for
+    the transaction that ends the flow run, then sees it ended."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the two cannot overlap")
+    run, [task_run] = await _running_flow_run(db, 1)
+    other = Database(database_url)
+    try:
+        async with db.begin() as ending:
+            await models.set_flow_run_state(ending, run.id, 2, {"type": "COMPLETED"})
+
+            async def start() -> Any:
+                async with other.begin() as conn:
+                    return await models.set_task_run_state(
+                        conn, task_run.id, 1, {"type": "RUNNING"}
+                    )
+
+            starting = asyncio.create_task(start())
+            await asyncio.sleep(0.5)
+            assert not starting.done(), "the task run did not wait for its flow run's lock"
+        change = await asyncio.wait_for(starting, timeout=10)
+    finally:
+        await other.dispose()
+    assert change.status.value == "ABORTED"
+    assert "the flow run is COMPLETED" in (change.message or "")
+    assert await _history(db, task_run.id) == ["Pending"]
+
+
+async def test_the_servers_own_changes_are_judged_by_the_rules(db: Database) -> None:
+    """A crashed flow run's cascade is written once per task run; a cancel of a run that is
+    over is refused by the rules, not by a check of its own."""
+    run, runs = await _running_flow_run(db, 3)
+    async with db.begin() as conn:
+        await models.set_task_run_state(conn, runs[0].id, 1, {"type": "RUNNING"})
+        await models.set_task_run_state(conn, runs[0].id, 2, {"type": "COMPLETED"})
+        await models.set_task_run_state(conn, runs[1].id, 1, {"type": "RUNNING"})
+        crashed = await models.mark_crashed_runs(
+            conn, timeout=dt.timedelta(seconds=90), now=T + dt.timedelta(seconds=91)
+        )
+        assert crashed == [run.id]
+        cancel = await models.cancel_flow_run(conn, run.id)
+    assert await _history(db, runs[0].id) == ["Pending", "Running", "Completed"]
+    assert await _history(db, runs[1].id) == ["Pending", "Running", "Crashed"]
+    assert await _history(db, runs[2].id) == ["Pending", "Crashed"]
+    assert cancel.status.value == "REJECTED"
+    assert "the run is Crashed, a terminal state" in (cancel.message or "")
