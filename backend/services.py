@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 
 from backend import models
-from backend.database.engine import Database
+from backend.database.engine import Database, DatabaseUnavailable
 from backend.settings import Settings
 
 logger = logging.getLogger("runview.services")
@@ -58,6 +58,8 @@ async def run_forever(db: Database, settings: Settings) -> None:
     while True:
         try:
             await run_once(db, settings)
+        except DatabaseUnavailable as error:  # an outage: one line a round, not a traceback
+            logger.warning("a round of the background services was skipped: %s", error)
         except Exception:  # logged; the next round runs anyway
             logger.exception("a round of the background services failed")
         await asyncio.sleep(settings.services_interval_seconds)

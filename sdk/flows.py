@@ -6,6 +6,11 @@ runs and nested flow runs decide (any cancelled: Cancelled; else any failed: Fai
 Completed); a returned State is used as is; any other value completes it. A flow called
 inside another is a nested flow run, linked to a task run of its parent.
 
+An ``async def`` flow works as in Prefect 3: calling it gives a coroutine; await it in
+another async flow (a nested flow run), or run it with ``asyncio.run(my_flow())``. In it,
+await its async tasks; ``.submit()`` and ``.map()`` give futures as in a sync flow, and
+``await future`` gives the data.
+
 Example::
 
     @flow
@@ -66,6 +71,7 @@ class Flow:
         self.task_runner = task_runner or ThreadPoolTaskRunner()
         self.timeout_seconds = timeout_seconds
         self.client = client
+        self.isasync = inspect.iscoroutinefunction(fn)
         if self.graph is None:
             functools.update_wrapper(self, fn)
 
@@ -73,6 +79,8 @@ class Flow:
         return f"Flow({self.name!r})"
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+        if self.isasync:  # a coroutine, to await or to asyncio.run
+            return flow_engine.run_flow_async(self, args, kwargs, return_state)
         return flow_engine.run_flow(self, args, kwargs, return_state)
 
     # The graph style

@@ -4,6 +4,11 @@ Inside a flow, calling a task runs it and returns its data (``return_state=True`
 State); ``.submit()`` runs it on the flow's task runner and returns a future; ``.map()``
 makes a mapped parent and one child per item. Outside any flow a task is a plain function.
 
+An ``async def`` task called in an async flow gives a coroutine to await (``await
+add_one(1)``; ``asyncio.gather`` runs several at once); called in a sync flow it runs to
+completion and returns its data. Submitted and mapped, it runs on the task runner like any
+task, each run on an event loop of its own.
+
 Example::
 
     @task(retries=2, retry_delay_seconds=1)
@@ -13,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import inspect
@@ -63,6 +69,7 @@ class Task:
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.tags = list(tags)
+        self.isasync = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -76,7 +83,23 @@ class Task:
         if ctx is None or TASK_RUN.get() is not None:
             return self.fn(*args, **kwargs)
         ctx.check_cancelled()
-        state = engine.run_task(ctx, self, ctx.next_slug(self.name), -1, args, kwargs)
+        slug = ctx.next_slug(self.name)  # numbered in call order, whenever it is awaited
+        if self.isasync and _awaiting(ctx):
+            return self._run_async(ctx, slug, args, kwargs, return_state)
+        state = engine.run_task(ctx, self, slug, -1, args, kwargs)
+        ctx.track(state)
+        ctx.check_cancelled()
+        return state if return_state else state.result()
+
+    async def _run_async(
+        self,
+        ctx: FlowRunContext,
+        slug: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        return_state: bool,
+    ) -> Any:
+        state = await engine.run_task_async(ctx, self, slug, -1, args, kwargs)
         ctx.track(state)
         ctx.check_cancelled()
         return state if return_state else state.result()
@@ -126,6 +149,17 @@ class Task:
 
 def _value(item: Any) -> Any:
     return engine.resolve(item) if isinstance(item, RunviewFuture | State) else item
+
+
+def _awaiting(ctx: FlowRunContext) -> bool:
+    """Whether a call of an async task here is awaited: in an async flow's own thread
+    (its event loop). Elsewhere (a sync flow, a thread the flow started) nothing could
+    await it, so it runs to completion."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return bool(ctx.flow.isasync)
 
 
 def _inside_a_flow(task: Task, what: str) -> FlowRunContext:

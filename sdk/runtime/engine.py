@@ -11,20 +11,32 @@ The server decides. The engine proposes a state, then does what the answer says:
 
 A version is kept per run and goes up by one with each accepted proposal, so a proposal
 made from a stale reading is refused by the server rather than applied twice.
+
+That loop is written once, as a generator (``_task_run``) that does the engine's blocking
+work and yields what only its driver may do: an ``Attempt`` (run the task's code) or a
+delay (wait for a retry). ``run_task`` drives it in the calling thread. ``run_task_async``
+drives it for an async task awaited in an async flow: the task's code runs on the caller's
+event loop and the blocking steps in a worker thread, so other coroutines go on meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import datetime as dt
+import inspect
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sdk import documents
 from sdk.client import Client
+from sdk.exceptions import FlowRunCancelled
 from sdk.runtime.context import (
     FLOW_RUN,
     TASK_RUN,
@@ -43,6 +55,40 @@ class UpstreamFailed(Exception):
 
 class TaskTimedOut(TimeoutError):
     """A task run ran longer than its ``timeout_seconds``."""
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    """What calling user code gave: its value, or what it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    @property
+    def interrupt(self) -> BaseException | None:
+        """What stopped the code, if it was stopped (KeyboardInterrupt, SystemExit, a
+        cancelled coroutine) rather than failed: the run is recorded Crashed and the stop
+        raised on."""
+        if self.error is None or isinstance(self.error, Exception | FlowRunCancelled):
+            return None
+        return self.error
+
+
+@dataclass
+class Attempt:
+    """One run of a task's code, asked of the driver: call ``fn`` as task run ``context``."""
+
+    context: TaskRunContext
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 def propose(
@@ -107,7 +153,10 @@ def holds_futures(value: Any) -> bool:
 
 def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
     """Call ``fn``; with a timeout it runs in a thread that is abandoned if it overruns
-    (Python cannot stop a thread; the run is recorded TimedOut and the engine moves on)."""
+    (Python cannot stop a thread; the run is recorded TimedOut and the engine moves on).
+    An async ``fn`` runs to completion, cancelled if it overruns."""
+    if inspect.iscoroutinefunction(fn):
+        return run_coroutine(call_async(fn, args, kwargs, timeout))
     if timeout is None:
         return fn(*args, **kwargs)
     outcome: dict[str, Any] = {}
@@ -128,17 +177,44 @@ def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) 
     return outcome.get("value")
 
 
+async def call_async(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
+    """Await async ``fn``; past ``timeout`` it is cancelled and ``TaskTimedOut`` raised."""
+    if timeout is None:
+        return await fn(*args, **kwargs)
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            return await fn(*args, **kwargs)
+    except TimeoutError:
+        if scope.expired():  # ours, not a TimeoutError the code raised itself
+            raise TaskTimedOut(f"timed out after {timeout:g} s") from None
+        raise
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion from sync code: on a new event loop in this thread,
+    or in a thread of its own if this one already runs a loop (loops do not nest). The
+    context variables go with it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="runview-async") as pool:
+        work = contextvars.copy_context().run
+        return pool.submit(work, asyncio.run, coroutine).result()
+
+
 def describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _wait_until(details: Mapping[str, Any]) -> None:
+def _delay(details: Mapping[str, Any]) -> float:
+    """Seconds until an AwaitingRetry run's scheduled time."""
     when = details.get("scheduled_time")
-    if when:
-        delay = (dt.datetime.fromisoformat(when) - dt.datetime.now(dt.UTC)).total_seconds()
-        if delay > 0:
-            time.sleep(delay)
+    if not when:
+        return 0.0
+    return max(0.0, (dt.datetime.fromisoformat(when) - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def run_task(
@@ -151,7 +227,118 @@ def run_task(
     task_run: tuple[str, int] | None = None,
 ) -> State:
     """Run one task run to a final state, recording it; ``task_run`` is (id, version) of a
-    run already created (a mapped child)."""
+    run already created (a mapped child). An async task's code runs to completion here."""
+    steps = _task_run(ctx, task, slug, map_index, args, kwargs, task_run)
+    step = _advance(steps, None)
+    while not isinstance(step, State):
+        outcome: Outcome | None = None
+        try:
+            if isinstance(step, Attempt):
+                outcome = _attempt(task, step)
+            else:
+                time.sleep(step)
+        except BaseException as stopped:  # recorded Crashed (best effort), then raised on
+            with contextlib.suppress(Exception):
+                _advance(steps, None, stopped)
+            raise
+        step = _advance(steps, outcome)
+    return step
+
+
+async def run_task_async(
+    ctx: FlowRunContext,
+    task: Any,
+    slug: str,
+    map_index: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> State:
+    """``run_task`` for an async task awaited in an async flow: its code runs in the
+    awaiting task, the engine's blocking steps in a worker thread."""
+    steps = _task_run(ctx, task, slug, map_index, args, kwargs, None)
+    step, stop = await in_thread(_advance, steps, None)
+    while not isinstance(step, State):
+        outcome: Outcome | None = None
+        if stop is None:
+            try:
+                if isinstance(step, Attempt):
+                    outcome = await _attempt_async(task, step)
+                else:
+                    await asyncio.sleep(step)
+            except BaseException as stopped:  # cancelled
+                stop = stopped
+        if stop is not None:  # recorded Crashed (best effort), then raised on
+            with contextlib.suppress(Exception):
+                await in_thread(_advance, steps, None, stop)
+            raise stop
+        step, stop = await in_thread(_advance, steps, outcome)
+    if stop is not None:
+        raise stop
+    return step
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> tuple[T, BaseException | None]:
+    """``fn(*args)`` in a worker thread, awaited to its end even if the awaiting task is
+    cancelled meanwhile: a step of the engine cannot stop half-way (a run created but never
+    started, threads started but never stopped). Its value, and the cancel if one came,
+    which the caller raises once it has ended its run."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    cancelled: BaseException | None = None
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError as error:
+            cancelled = error
+    return future.result(), cancelled
+
+
+def _advance(
+    steps: Generator[Attempt | float, Outcome | None, State],
+    outcome: Outcome | None,
+    stopped: BaseException | None = None,
+) -> Attempt | float | State:
+    """The generator's next request, or its final State (never StopIteration, which
+    cannot cross a thread into a coroutine)."""
+    try:
+        return steps.throw(stopped) if stopped is not None else steps.send(outcome)
+    except StopIteration as done:
+        final: State = done.value
+        return final
+
+
+def _attempt(task: Any, attempt: Attempt) -> Outcome:
+    token = TASK_RUN.set(attempt.context)
+    try:
+        return Outcome(call(task.fn, attempt.args, attempt.kwargs, task.timeout_seconds))
+    except Exception as error:
+        return Outcome(error=error)
+    finally:
+        TASK_RUN.reset(token)
+
+
+async def _attempt_async(task: Any, attempt: Attempt) -> Outcome:
+    token = TASK_RUN.set(attempt.context)
+    try:
+        value = await call_async(task.fn, attempt.args, attempt.kwargs, task.timeout_seconds)
+        return Outcome(value)
+    except Exception as error:
+        return Outcome(error=error)
+    finally:
+        TASK_RUN.reset(token)
+
+
+def _task_run(
+    ctx: FlowRunContext,
+    task: Any,
+    slug: str,
+    map_index: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    task_run: tuple[str, int] | None,
+) -> Generator[Attempt | float, Outcome | None, State]:
+    """The task run's life: its steps, yielding each ``Attempt`` of its code (sent back
+    its ``Outcome``) and each retry delay in seconds; its final State. A stop thrown in at
+    a yield (an interrupt, a cancelled coroutine) ends the run Crashed."""
     client, flow_run_id = ctx.client, ctx.flow_run_id
     # Inputs first: upstream futures are waited for, and the cache key sees real values.
     upstream: UpstreamFailed | None = None
@@ -194,11 +381,15 @@ def run_task(
         if change["state"]["type"] == "COMPLETED":  # Cached: the server gave us a result
             return state_after(change, flow_run_id, run_uuid)
 
-        token = TASK_RUN.set(TaskRunContext(run_uuid, slug, map_index))
         error: BaseException | None = None
         value: Any = None
         try:
-            value = call(task.fn, args, kwargs, task.timeout_seconds)
+            outcome = yield Attempt(TaskRunContext(run_uuid, slug, map_index), args, kwargs)
+        except BaseException as stopped:
+            return _stopped(ctx, task_run_id, version, stopped)
+        assert outcome is not None
+        try:
+            value = outcome.unwrap()
             if isinstance(value, State):  # the task decided its own state, as a flow may
                 proposed = _returned_state(ctx, task, value, task_run_id, slug, map_index)
                 value = value.data
@@ -213,18 +404,30 @@ def run_task(
             proposed = {"type": "FAILED", "name": "TimedOut", "message": describe(timed_out)}
         except Exception as raised:
             error, proposed = raised, {"type": "FAILED", "message": describe(raised)}
-        finally:
-            TASK_RUN.reset(token)
 
         change = propose(client, "task", task_run_id, version, proposed)
         if change["status"] == "ACCEPTED":
             version += 1
             if change["state"]["type"] == "SCHEDULED":  # AwaitingRetry
-                _wait_until(change["state"].get("details") or {})
+                try:
+                    yield _delay(change["state"].get("details") or {})
+                except BaseException as stopped:
+                    return _stopped(ctx, task_run_id, version, stopped)
                 continue
         if error is None:
             return state_after(change, flow_run_id, run_uuid, data=value)
         return state_after(change, flow_run_id, run_uuid, exception=error)
+
+
+def _stopped(ctx: FlowRunContext, task_run_id: str, version: int, stopped: BaseException) -> State:
+    """Record a task run whose code was stopped: Cancelled if its flow run is being
+    cancelled, else Crashed with the reason."""
+    if isinstance(stopped, FlowRunCancelled):
+        proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
+    else:
+        proposed = {"type": "CRASHED", "message": f"Interrupted: {describe(stopped)}"}
+    change = propose(ctx.client, "task", task_run_id, version, proposed)
+    return state_after(change, ctx.flow_run_id, uuid.UUID(task_run_id), exception=stopped)
 
 
 def _write(

@@ -1,6 +1,11 @@
 """The flow-run half of the engine: create the run, run the function under a heartbeat,
 decide its final state (see ``sdk.flows``), and mirror a nested flow run on its parent's
-task run. Task runs are in ``sdk.runtime.engine``."""
+task run. Task runs are in ``sdk.runtime.engine``.
+
+``run_flow`` runs a flow in the calling thread; ``run_flow_async`` awaits an async flow's
+code in the caller's task and does the same steps (``_start``, ``_close``) in worker
+threads, so a flow run is recorded the same either way.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,28 @@ import contextlib
 import inspect
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from sdk import documents
 from sdk.client import Client
-from sdk.exceptions import FlowRunCancelled
 from sdk.results import ResultStorage
 from sdk.runtime.batching import StateBatcher
 from sdk.runtime.context import FLOW_RUN, FlowRunContext
 from sdk.runtime.engine import (
+    Outcome,
     TaskTimedOut,
     UpstreamFailed,
     call,
+    call_async,
     describe,
     finish_mapped_parents,
     holds_futures,
+    in_thread,
     propose,
     resolve,
+    run_coroutine,
     state_after,
     summarize,
 )
@@ -52,6 +61,18 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
 
+@dataclass
+class _Started:
+    """A flow run ``_start`` set running, with what ``_close`` needs to end it."""
+
+    ctx: FlowRunContext
+    version: int
+    parent: FlowRunContext | None
+    parent_task_run: tuple[str, int] | None
+    # Closes the heartbeat, the state batcher and the log shipper, in that order.
+    threads: contextlib.ExitStack
+
+
 def run_flow(
     flow: Any,
     args: tuple[Any, ...],
@@ -63,8 +84,82 @@ def run_flow(
     """Run a flow (top-level or nested in the current flow run) and record it.
 
     ``claimed`` is (id, version) of a flow run an agent claimed (Pending): the flow runs
-    as that run instead of creating one.
+    as that run instead of creating one. An async flow runs to completion here (an agent
+    runs it so); calling one gives ``run_flow_async`` instead.
     """
+    if inspect.iscoroutinefunction(flow.fn):
+        return run_coroutine(run_flow_async(flow, args, kwargs, return_state, claimed, client))
+    started = _start(flow, args, kwargs, claimed, client)
+    if isinstance(started, State):
+        return started if return_state else started.result()
+    token = FLOW_RUN.set(started.ctx)
+    try:
+        outcome = Outcome(call(flow.fn, args, kwargs, flow.timeout_seconds))
+    except BaseException as raised:  # an interrupt is recorded, then raised on
+        outcome = Outcome(error=raised)
+    finally:
+        FLOW_RUN.reset(token)
+    state = _close(started, outcome)
+    if outcome.interrupt is not None:
+        raise outcome.interrupt
+    return state if return_state else state.result()
+
+
+def run_flow_async(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    return_state: bool,
+    claimed: tuple[uuid.UUID, int] | None = None,
+    client: Client | None = None,
+) -> Coroutine[Any, Any, Any]:
+    """``run_flow`` for an async flow, as a coroutine: the flow's code runs in the awaiting
+    task, the engine's blocking steps in worker threads (the context variables go with
+    them). A nested flow's slug is taken now, so slugs count calls, not awaits."""
+    parent = FLOW_RUN.get()
+    slug = parent.next_slug(flow.name) if parent is not None and claimed is None else None
+    return _run_flow_async(flow, args, kwargs, return_state, claimed, client, slug)
+
+
+async def _run_flow_async(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    return_state: bool,
+    claimed: tuple[uuid.UUID, int] | None,
+    client: Client | None,
+    slug: str | None,
+) -> Any:
+    started, cancelled = await in_thread(_start, flow, args, kwargs, claimed, client, slug)
+    if isinstance(started, State):
+        if cancelled is not None:
+            raise cancelled
+        return started if return_state else started.result()
+    outcome = Outcome(error=cancelled)  # cancelled while starting: it ends at once
+    if cancelled is None:
+        token = FLOW_RUN.set(started.ctx)
+        try:
+            outcome = Outcome(await call_async(flow.fn, args, kwargs, flow.timeout_seconds))
+        except BaseException as raised:  # a cancelled flow is recorded Crashed, then raised on
+            outcome = Outcome(error=raised)
+        finally:
+            FLOW_RUN.reset(token)
+    state, cancelled = await in_thread(_close, started, outcome)
+    if (interrupt := outcome.interrupt or cancelled) is not None:
+        raise interrupt
+    return state if return_state else state.result()
+
+
+def _start(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    claimed: tuple[uuid.UUID, int] | None,
+    client: Client | None,
+    slug: str | None = None,
+) -> _Started | State:
+    """Create the flow run (and, nested, its parent's task run, named ``slug`` if given)
+    and set it Running, with its threads started; or the State in force if it may not run."""
     from sdk.client import default_client
 
     parent = FLOW_RUN.get()
@@ -81,7 +176,7 @@ def run_flow(
             {
                 "input": {
                     "flow_run_id": str(parent.flow_run_id),
-                    "task_slug": parent.next_slug(flow.name),
+                    "task_slug": slug or parent.next_slug(flow.name),
                 }
             },
         )["get_or_create_task_run"]
@@ -89,7 +184,7 @@ def run_flow(
         if change["status"] != "ACCEPTED":
             state = state_after(change, parent.flow_run_id, uuid.UUID(created["id"]))
             parent.track(state)
-            return state if return_state else state.result()
+            return state
         parent_task_run = (created["id"], created["version"] + 1)
 
     if claimed is None:
@@ -112,10 +207,7 @@ def run_flow(
         flow_run_id, version = claimed
     change = propose(client, "flow", flow_run_id, version, {"type": "RUNNING"})
     if change["status"] != "ACCEPTED":
-        return _finish(
-            parent, parent_task_run, state_after(change, flow_run_id), return_state, client
-        )
-    version += 1
+        return _finish(parent, parent_task_run, state_after(change, flow_run_id), client)
 
     ctx = FlowRunContext(
         client=client,
@@ -124,44 +216,53 @@ def run_flow(
         storage=flow.result_storage or ResultStorage(serializer=flow.result_serializer),
         task_runner=flow.task_runner.duplicate(),
     )
-    ctx.logs = LogShipper(client)
-    ctx.batcher = StateBatcher(client)
-    token = FLOW_RUN.set(ctx)
-    ctx.task_runner.start()
-    value: Any = None
-    error: BaseException | None = None
-    # KeyboardInterrupt, SystemExit: the run is recorded Crashed, then the process stops.
-    interrupted: BaseException | None = None
-    try:
-        with Heartbeat(ctx, client.settings.heartbeat_interval_seconds):
-            value = call(flow.fn, args, kwargs, flow.timeout_seconds)
-    except (FlowRunCancelled, Exception) as raised:
-        error = raised
-    except BaseException as stopped:
-        interrupted = stopped
-    finally:
-        # Every way out ends the same: the threads stop, the context is restored, and a
-        # final state is proposed below, even when finishing the mapped parents fails.
-        try:
-            ctx.task_runner.shutdown(wait=interrupted is None)
-            if interrupted is None:
-                finish_mapped_parents(ctx)
-        except Exception as failed:
-            error = error or failed
-        finally:
-            FLOW_RUN.reset(token)
-            ctx.batcher.close()
-            ctx.logs.close()  # the logs are stored before the final state is
+    with contextlib.ExitStack() as starting:  # if one fails to start, those started stop
+        ctx.logs = LogShipper(client)
+        starting.callback(ctx.logs.close)  # the logs are stored before the final state is
+        ctx.batcher = StateBatcher(client)
+        starting.callback(ctx.batcher.close)
+        starting.enter_context(Heartbeat(ctx, client.settings.heartbeat_interval_seconds))
+        ctx.task_runner.start()
+        threads = starting.pop_all()
+    return _Started(ctx, version + 1, parent, parent_task_run, threads)
 
-    memory: dict[str, Any] = {}
-    proposed: dict[str, Any]
-    if interrupted is not None:
+
+def _close(started: _Started, outcome: Outcome) -> State:
+    """End a flow run whose code returned or raised ``outcome``: wait for its task runs and
+    finish its mapped parents (unless it was interrupted), stop its threads whatever
+    happens, and record its final state (an interrupt: Crashed, for the caller to raise)."""
+    ctx = started.ctx
+    interrupt = outcome.interrupt
+    token = FLOW_RUN.set(ctx)  # its proposals go through its own batcher meanwhile
+    try:
+        with started.threads:
+            try:
+                ctx.task_runner.shutdown(wait=interrupt is None)
+                if interrupt is None:
+                    finish_mapped_parents(ctx)
+            except Exception as failed:  # a failure while finishing fails the run
+                if outcome.error is None:
+                    outcome = Outcome(error=failed)
+    finally:
+        FLOW_RUN.reset(token)
+    if interrupt is not None:
         # Best effort: the process is stopping; a server that cannot be reached sees no
         # more heartbeats, and its crash detection ends the run instead.
-        crashed = {"type": "CRASHED", "message": f"Interrupted: {describe(interrupted)}"}
+        crashed = {"type": "CRASHED", "message": f"Interrupted: {describe(interrupt)}"}
+        state = State(type="CRASHED", name="Crashed", flow_run_id=ctx.flow_run_id)
         with contextlib.suppress(Exception):
-            _propose_final(client, flow_run_id, version, crashed)
-        raise interrupted
+            change = _propose_final(ctx.client, ctx.flow_run_id, started.version, crashed)
+            state = state_after(change, ctx.flow_run_id)
+        return state
+    return _end(started, outcome)
+
+
+def _end(started: _Started, outcome: Outcome) -> State:
+    """Decide the flow run's final state from what its code gave (see ``sdk.flows``),
+    propose it, and mirror it on the parent's task run."""
+    ctx, value, error = started.ctx, outcome.value, outcome.error
+    memory: dict[str, Any] = {}
+    proposed: dict[str, Any]
     if ctx.cancelling.is_set():
         proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
     elif error is not None:
@@ -184,9 +285,9 @@ def run_flow(
             memory["exception"] = failed
     else:
         proposed, memory = _flow_result(ctx, value)
-    change = _propose_final(client, flow_run_id, version, proposed)
-    state = state_after(change, flow_run_id, **memory)
-    return _finish(parent, parent_task_run, state, return_state, client)
+    change = _propose_final(ctx.client, ctx.flow_run_id, started.version, proposed)
+    state = state_after(change, ctx.flow_run_id, **memory)
+    return _finish(started.parent, started.parent_task_run, state, ctx.client)
 
 
 def _propose_final(
@@ -224,10 +325,9 @@ def _finish(
     parent: FlowRunContext | None,
     parent_task_run: tuple[str, int] | None,
     state: State,
-    return_state: bool,
     client: Client,
-) -> Any:
-    """Mirror a nested flow run's final state on its parent task run; return as asked."""
+) -> State:
+    """Mirror a nested flow run's final state on its parent task run; the state."""
     if parent is not None and parent_task_run is not None:
         mirrored: dict[str, Any] = {
             "type": state.type,
@@ -238,6 +338,4 @@ def _finish(
             mirrored["result"] = state.result_ref.to_dict()
         propose(client, "task", parent_task_run[0], parent_task_run[1], mirrored)
         parent.track(state)
-    if return_state:
-        return state
-    return state.result()
+    return state

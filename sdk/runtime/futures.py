@@ -1,11 +1,16 @@
 """Futures of task runs: ``.result()`` gives data (re-raising a failure), ``.wait()`` gives
 the State and never raises (a task run the runtime could not run at all is Crashed), and
-``repr`` never raises either."""
+``repr`` never raises either. In a coroutine, ``await future`` gives the data as
+``.result()`` does, without blocking the event loop meanwhile.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import uuid
+from collections.abc import Generator
 from typing import Any
 
 from sdk.states import State
@@ -51,6 +56,15 @@ class RunviewFuture:
     def done(self) -> bool:
         return self._future.done()
 
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result_async().__await__()
+
+    async def _result_async(self) -> Any:
+        # Shielded: an awaiter cancelled must not cancel a task run still queued.
+        with contextlib.suppress(Exception):  # wait() turns it into a Crashed State
+            await asyncio.shield(asyncio.wrap_future(self._future))
+        return self.result()
+
     def __repr__(self) -> str:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
         status = repr(self.wait()) if self._future.done() else "running"
@@ -65,3 +79,9 @@ class RunviewFutureList(list[RunviewFuture]):
 
     def result(self, timeout: float | None = None) -> list[Any]:
         return [future.result(timeout) for future in self]
+
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        return self._result_async().__await__()
+
+    async def _result_async(self) -> list[Any]:
+        return [await future for future in self]
