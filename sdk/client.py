@@ -124,14 +124,20 @@ class BaseClient:
                 f"Cannot open the embedded database {_redact(database_url)!r}: {error}"
             ) from error
 
-    async def _execute(self, document: Document, variables: dict[str, Any] | None) -> Any:
+    async def _execute(
+        self,
+        document: Document,
+        variables: dict[str, Any] | None,
+        retry_seconds: float | None = None,
+    ) -> Any:
         """Send ``document``; its ``data``. Runs on the SDK loop."""
         session = await self._connect()
+        budget = self.retry_seconds if retry_seconds is None else retry_seconds
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
-            stop=stop_after_delay(self.retry_seconds if document.retry else 0),
+            stop=stop_after_delay(budget if document.retry else 0),
             wait=wait_random_exponential(multiplier=0.1, max=MAX_WAIT_SECONDS),
-            before_sleep=self._retrying,
+            before_sleep=lambda retry_state: self._retrying(retry_state, budget),
             reraise=True,
         )
         try:
@@ -142,18 +148,19 @@ class BaseClient:
         except TransportQueryError as error:
             raise _server_error(document, error) from None
         except TransportServerError as error:
+            retried = self._gave_up(budget) if error.code in RETRY_STATUS else ""
             raise ClientError(
                 f"The runview server at {self._where()} answered HTTP {error.code} to"
-                f" {document.name}: {error}."
+                f" {document.name}: {error}{retried}."
             ) from error
         except (TransportConnectionFailed, httpx.TransportError) as error:
             raise ClientError(
                 f"Cannot reach the runview server at {self._where()} for {document.name}:"
-                f" {describe_transport_error(error)}{self._gave_up()}."
+                f" {describe_transport_error(error)}{self._gave_up(budget)}."
             ) from error
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _retrying(self, retry_state: RetryCallState) -> None:
+    def _retrying(self, retry_state: RetryCallState, budget: float) -> None:
         """Say once per outage that requests are being retried (tenacity's before_sleep)."""
         if retry_state.attempt_number != 1:
             return
@@ -162,13 +169,11 @@ class BaseClient:
             "the runview server at %s did not answer (%s); retrying for up to %g s",
             self._where(),
             describe_transport_error(error),
-            self.retry_seconds,
+            budget,
         )
 
-    def _gave_up(self) -> str:
-        if not self.retry_seconds:
-            return ""
-        return f" (retried for {self.retry_seconds:g} s)"
+    def _gave_up(self, budget: float) -> str:
+        return f" (retried for {budget:g} s)" if budget else ""
 
     def _where(self) -> str:
         return repr(self.api_url or "embedded")
@@ -214,15 +219,22 @@ def _server_error(document: Document, error: TransportQueryError) -> ServerError
 class AsyncClient(BaseClient):
     """The client for async programs: ``await client.execute(document, variables)``."""
 
-    async def execute(self, document: Document, variables: dict[str, Any] | None = None) -> Any:
-        """Send ``document`` with ``variables``; the ``data`` of the answer.
+    async def execute(
+        self,
+        document: Document,
+        variables: dict[str, Any] | None = None,
+        *,
+        retry_seconds: float | None = None,
+    ) -> Any:
+        """Send ``document`` with ``variables``; the ``data`` of the answer. ``retry_seconds``
+        overrides the client's retry budget for this document.
 
         Raises:
             InvalidInput: The server refused a value (the message says which).
             ServerError: The server failed.
             ClientError: The server could not be reached.
         """
-        return await _loop.run_async(self._execute(document, variables))
+        return await _loop.run_async(self._execute(document, variables, retry_seconds))
 
     async def aclose(self) -> None:
         await _loop.run_async(self._close())
@@ -237,15 +249,22 @@ class AsyncClient(BaseClient):
 class Client(BaseClient):
     """The client for ordinary code: ``client.execute(document, variables)`` blocks."""
 
-    def execute(self, document: Document, variables: dict[str, Any] | None = None) -> Any:
-        """Send ``document`` with ``variables``; the ``data`` of the answer.
+    def execute(
+        self,
+        document: Document,
+        variables: dict[str, Any] | None = None,
+        *,
+        retry_seconds: float | None = None,
+    ) -> Any:
+        """Send ``document`` with ``variables``; the ``data`` of the answer. ``retry_seconds``
+        overrides the client's retry budget for this document.
 
         Raises:
             InvalidInput: The server refused a value (the message says which).
             ServerError: The server failed.
             ClientError: The server could not be reached.
         """
-        return _loop.run_sync(self._execute(document, variables))
+        return _loop.run_sync(self._execute(document, variables, retry_seconds))
 
     def close(self) -> None:
         _loop.run_sync(self._close())

@@ -30,7 +30,13 @@ from backend.database.types import utcnow
 from backend.errors import InputError
 from backend.models.history import history_row, write_states
 from backend.models.snapshots import RunSnapshot, cache_candidates, lock_and_read
-from backend.orchestration.rules import FLOW_RUN_POLICY, TASK_RUN_POLICY, Proposal, Status
+from backend.orchestration.rules import (
+    FLOW_RUN_POLICY,
+    TASK_RUN_POLICY,
+    FinishTaskRuns,
+    Proposal,
+    Status,
+)
 from backend.orchestration.states import NAMES, TERMINAL, State, StateType
 
 _UNFINISHED = [t.value for t in StateType if t not in TERMINAL]
@@ -110,7 +116,7 @@ async def set_states(
     answered = await _earlier_answers(conn, kind, runs, proposals)
     changes: list[StateChange] = []
     history: list[dict[str, Any]] = []
-    ended: dict[str, list[uuid.UUID]] = {}  # effect state name -> flow run ids
+    ended: dict[FinishTaskRuns, list[uuid.UUID]] = {}  # effect -> flow run ids
     for run_id, version, data, proposal_id in proposals:
         run = runs.get(run_id)
         if run is None:
@@ -142,15 +148,15 @@ async def set_states(
                 )
             )
             for effect in proposal.effects:
-                ended.setdefault(effect.name, []).append(run_id)
+                ended.setdefault(effect, []).append(run_id)
             if proposal_id is not None:  # sent twice in one batch: answered once
                 answered[history_id] = change
         changes.append(change)
     changed = [run.values() for run in runs.values() if run.changed]
     if changed:
         await write_states(conn, kind, changed, history)
-    for name, flow_run_ids in ended.items():
-        await finish_task_runs(conn, flow_run_ids, name, f"Its flow run is {name}.", now=now)
+    for effect, flow_run_ids in ended.items():
+        await finish_task_runs(conn, flow_run_ids, effect.name, effect.message, now=now)
     return changes
 
 

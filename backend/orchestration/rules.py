@@ -211,14 +211,19 @@ class RetryFailedTaskRuns(Rule):
 
 
 class EndedFlowRunsEndTheirTaskRuns(Rule):
-    """A flow run that ends Cancelled or Crashed takes its unfinished task runs with it, so
-    no task run is left looking alive in a flow run that is over."""
+    """A flow run that ends takes its unfinished task runs with it, so no task run is left
+    looking alive in a flow run that is over: Cancelled ones are Cancelled, the others
+    Crashed (a runtime cut off from the server mid-task, say, ends its flow run Failed once
+    it is back, but could not end the task run it was running)."""
 
-    TO_STATES = frozenset({StateType.CANCELLED, StateType.CRASHED})
+    TO_STATES = TERMINAL
 
     def apply(self, proposal: Proposal) -> None:
         name = proposal.state.name
-        message = f"Its flow run is {name}."
+        if proposal.state.type in (StateType.CANCELLED, StateType.CRASHED):
+            message = f"Its flow run is {name}."
+        else:
+            message = f"Its flow run ended {name} before this task run did."
         proposal.effects.append(
             FinishTaskRuns("Cancelled" if name == "Cancelled" else "Crashed", message)
         )

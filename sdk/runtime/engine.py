@@ -46,6 +46,7 @@ from sdk.runtime.context import (
 )
 from sdk.runtime.futures import RunviewFuture, RunviewFutureList
 from sdk.runtime.heartbeats import notice_cancellation
+from sdk.runtime.text import storable, storable_state
 from sdk.states import NOT_LOADED, State
 
 
@@ -92,19 +93,33 @@ class Attempt:
 
 
 def propose(
-    client: Client, kind: str, run_id: Any, version: int, state: dict[str, Any]
+    client: Client,
+    kind: str,
+    run_id: Any,
+    version: int,
+    state: dict[str, Any],
+    *,
+    retry_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Propose ``state`` for a run; the server's answer ``{id, status, message, state}``.
 
     Task runs of a running flow run go through its ``StateBatcher``; the rest (flow runs,
-    and the parent's task run of a nested flow, proposed from outside it) directly.
+    and the parent's task run of a nested flow, proposed from outside it) directly, with
+    the client's retry budget or ``retry_seconds``. Either way the proposal carries an id,
+    so a retry after a lost answer gets the first answer.
     """
     ctx = FLOW_RUN.get()
     if kind == "task" and ctx is not None and ctx.batcher is not None:
         return ctx.batcher.propose(run_id, version, state)
     document = documents.SET_TASK_RUN_STATES if kind == "task" else documents.SET_FLOW_RUN_STATES
-    proposal = {f"{kind}_run_id": str(run_id), "version": version, "state": state}
-    answer = client.execute(document, {"input": {"states": [proposal]}})
+    proposal = {
+        f"{kind}_run_id": str(run_id),
+        "version": version,
+        "state": storable_state(state),
+        "proposal_id": str(uuid.uuid4()),
+    }
+    variables = {"input": {"states": [proposal]}}
+    answer = client.execute(document, variables, retry_seconds=retry_seconds)
     change: dict[str, Any] = answer[f"set_{kind}_run_states"]["states"][0]
     return change
 
@@ -205,7 +220,8 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def describe(error: BaseException) -> str:
-    text = str(error)
+    """``Type: message``, as the server can store it whatever the message holds."""
+    text = storable(str(error))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

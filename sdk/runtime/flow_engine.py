@@ -42,6 +42,13 @@ from sdk.runtime.heartbeats import Heartbeat
 from sdk.runtime.logs import LogShipper
 from sdk.states import TERMINAL, State
 
+# How long a flow run's final state is retried while the server cannot be reached: a flow
+# that failed because the server was gone past the client's budget ends Failed, with that
+# reason, once the server is back.
+FINAL_STATE_RETRY_SECONDS = 600.0
+# The same for a process being interrupted (Ctrl-C): someone is waiting for it to stop.
+INTERRUPTED_RETRY_SECONDS = 5.0
+
 
 def _parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
     """The call's arguments by parameter name, ``**kwargs`` spread out, defaults filled in."""
@@ -251,7 +258,9 @@ def _close(started: _Started, outcome: Outcome) -> State:
         crashed = {"type": "CRASHED", "message": f"Interrupted: {describe(interrupt)}"}
         state = State(type="CRASHED", name="Crashed", flow_run_id=ctx.flow_run_id)
         with contextlib.suppress(Exception):
-            change = _propose_final(ctx.client, ctx.flow_run_id, started.version, crashed)
+            change = _propose_final(
+                ctx.client, ctx.flow_run_id, started.version, crashed, INTERRUPTED_RETRY_SECONDS
+            )
             state = state_after(change, ctx.flow_run_id)
         return state
     return _end(started, outcome)
@@ -291,17 +300,33 @@ def _end(started: _Started, outcome: Outcome) -> State:
 
 
 def _propose_final(
-    client: Client, flow_run_id: uuid.UUID, version: int, proposed: dict[str, Any]
+    client: Client,
+    flow_run_id: uuid.UUID,
+    version: int,
+    proposed: dict[str, Any],
+    patience: float | None = None,
 ) -> dict[str, Any]:
     """Propose a flow run's final state. The server may have moved the run meanwhile (to
     Cancelling, after a cancel request): then propose again from its current version
-    (Cancelled, if it is being cancelled), unless the run is already over."""
-    change = propose(client, "flow", flow_run_id, version, proposed)
+    (Cancelled, if it is being cancelled), unless the run is already over.
+
+    A flow that failed because the server was gone for longer than the client's budget
+    still ends as soon as the server is back: its final state is retried for
+    ``FINAL_STATE_RETRY_SECONDS`` (or ``patience``), so the run shows why it failed instead
+    of being marked Crashed much later for a silence nobody explains.
+    """
+    if patience is None:
+        patience = max(client.retry_seconds, FINAL_STATE_RETRY_SECONDS)
+    change = propose(client, "flow", flow_run_id, version, proposed, retry_seconds=patience)
     if change["status"] == "REJECTED" and change["state"]["type"] not in TERMINAL:
-        current = client.execute(documents.FLOW_RUN, {"id": str(flow_run_id)})["flow_run_by_pk"]
+        current = client.execute(
+            documents.FLOW_RUN, {"id": str(flow_run_id)}, retry_seconds=patience
+        )["flow_run_by_pk"]
         if current["state_type"] == "CANCELLING":  # cancelled after the last heartbeat
             proposed = {"type": "CANCELLED", "message": "Cancelled while running."}
-        change = propose(client, "flow", flow_run_id, current["version"], proposed)
+        change = propose(
+            client, "flow", flow_run_id, current["version"], proposed, retry_seconds=patience
+        )
     return change
 
 

@@ -41,9 +41,14 @@ class CountingClient(Client):
         super().__init__(*args, **kwargs)
         self.sent: list[str] = []
 
-    async def _execute(self, document: Document, variables: dict[str, Any] | None) -> Any:
+    async def _execute(
+        self,
+        document: Document,
+        variables: dict[str, Any] | None,
+        retry_seconds: float | None = None,
+    ) -> Any:
         self.sent.append(document.name)
-        return await super()._execute(document, variables)
+        return await super()._execute(document, variables, retry_seconds)
 
 
 @pytest.fixture(params=["http", "embedded"])

@@ -128,3 +128,63 @@ def test_a_mapped_flow_survives_a_server_kill_and_restart(
     assert len(per_child) == CHILDREN
     assert {(running, done) for _, running, done in per_child} == {(1, 1)}
     assert unfinished == 0
+
+
+def test_a_flow_cut_off_past_its_budget_ends_failed_once_the_server_is_back(
+    databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is gone for longer than the client retries: the task cannot report its
+    end, the flow fails with that reason, and its final state is recorded as soon as the
+    server is back; the task run it could not end is ended with it, not left Running."""
+    database_url = databases.new("postgresql")
+    port = unused_port()
+    monkeypatch.setenv("RUNVIEW_API_URL", f"http://127.0.0.1:{port}/graphql")
+    monkeypatch.setenv("RUNVIEW_CLIENT_RETRY_SECONDS", "1")
+    running = threading.Event()
+
+    @task
+    def slow() -> int:
+        running.set()
+        time.sleep(1.0)
+        return 1
+
+    @flow
+    def cut_off() -> int:
+        return slow()
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["state"] = cut_off(return_state=True)
+        except BaseException as error:  # the test says what went wrong
+            outcome["error"] = error
+
+    with _server(database_url, port) as first:
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        assert running.wait(30), outcome
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    time.sleep(4.0)  # the task's Completed fails after its 1 s budget; the flow fails
+    assert runner.is_alive(), "the flow gave up on its final state while the server was away"
+    with _server(database_url, port):
+        runner.join(timeout=60)
+        assert not runner.is_alive(), "the flow did not end after the server came back"
+    assert "error" not in outcome, outcome["error"]
+    state = outcome["state"]
+    assert state.name == "Failed"
+    assert "Cannot reach the runview server" in state.message
+    assert "retried for 1 s" in state.message
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT 'flow', state, state_message FROM flow_run UNION ALL"
+                " SELECT 'task', state, state_message FROM task_run"
+            )
+        ).all()
+    engine.dispose()
+    runs = {kind: (name, message) for kind, name, message in rows}
+    assert runs["flow"] == ("Failed", state.message)
+    assert runs["task"] == ("Crashed", "Its flow run ended Failed before this task run did.")

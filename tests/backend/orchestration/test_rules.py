@@ -154,6 +154,10 @@ def test_an_ended_flow_run_ends_its_task_runs(current: StateType, proposed: Stat
         assert p.effects == [rules.FinishTaskRuns("Cancelled", "Its flow run is Cancelled.")]
     elif proposed is StateType.CRASHED:
         assert p.effects == [rules.FinishTaskRuns("Crashed", "Its flow run is Crashed.")]
+    elif proposed in (StateType.COMPLETED, StateType.FAILED):
+        name = p.state.name
+        message = f"Its flow run ended {name} before this task run did."
+        assert p.effects == [rules.FinishTaskRuns("Crashed", message)]
     else:
         assert p.effects == []
 
