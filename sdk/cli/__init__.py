@@ -11,6 +11,7 @@ Errors are one line on stderr and exit code 1 (2 for a usage error), never a tra
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -41,6 +42,9 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
+    # The client's "retrying" warnings would be a second line before a command's one-line
+    # error, which says it all; `agent start` prints them (a long-running process).
+    logging.getLogger("runview.client").addHandler(logging.NullHandler())
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as error:  # a usage error, as click reports them

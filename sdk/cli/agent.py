@@ -70,6 +70,8 @@ def start(
         stop.set()
 
     handler = ConsoleLines()
+    client_logger = logging.getLogger("runview.client")  # "retrying for up to 120 s"
+    client_logger.addHandler(handler)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # these lines are printed here, not again by a root handler
@@ -93,4 +95,5 @@ def start(
         for signum, old in previous.items():
             signal.signal(signum, old)
         logger.removeHandler(handler)
+        client_logger.removeHandler(handler)
         logger.propagate = True

@@ -306,9 +306,17 @@ def _exit_with(run: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
+# How a Cancelling run stops, in the words of `flow-run cancel`.
+STOPPING = (
+    "an agent stops its process at the next heartbeat; a flow run in your own process stops"
+    " at its next task call"
+)
+
+
 @flow_run_app.command("cancel")
 def cancel(run_id: RunId, output: OutputOption = Output.table) -> None:
-    """Cancel a flow run: at once if it has not started, else at its next task call."""
+    """Cancel a flow run: at once if it has not started; a running one is stopped by its
+    agent at the next heartbeat, or stops itself at its next task call."""
     flow_run_id = resolve_flow_run_id(run_id)
     answer = client().execute(
         documents.CANCEL_FLOW_RUN, {"input": {"flow_run_id": str(flow_run_id)}}
@@ -322,7 +330,7 @@ def cancel(run_id: RunId, output: OutputOption = Output.table) -> None:
     if output is Output.json:
         print_json({"id": str(flow_run_id), "state": state["name"], "state_type": state["type"]})
         return
-    after = "" if state["type"] == "CANCELLED" else " (it stops at its next task call)"
+    after = "" if state["type"] == "CANCELLED" else f" ({STOPPING})"
     _render.console.print(
         Text.assemble(
             f"flow run {flow_run_id}: ", _render.state(state["name"], state["type"]), after

@@ -22,21 +22,25 @@ event loop and the blocking steps in a worker thread, so other coroutines go on 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import datetime as dt
-import inspect
-import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sdk import documents
 from sdk.client import Client
 from sdk.exceptions import FlowRunCancelled
+from sdk.runtime.calls import (
+    Outcome,
+    TaskTimedOut,
+    call,
+    call_async,
+    in_thread,
+)
 from sdk.runtime.context import (
     FLOW_RUN,
     TASK_RUN,
@@ -52,35 +56,6 @@ from sdk.states import NOT_LOADED, State
 
 class UpstreamFailed(Exception):
     """A task run's input is the result of a task run that did not complete."""
-
-
-class TaskTimedOut(TimeoutError):
-    """A task run ran longer than its ``timeout_seconds``."""
-
-
-T = TypeVar("T")
-
-
-@dataclass
-class Outcome:
-    """What calling user code gave: its value, or what it raised."""
-
-    value: Any = None
-    error: BaseException | None = None
-
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-    @property
-    def interrupt(self) -> BaseException | None:
-        """What stopped the code, if it was stopped (KeyboardInterrupt, SystemExit, a
-        cancelled coroutine) rather than failed: the run is recorded Crashed and the stop
-        raised on."""
-        if self.error is None or isinstance(self.error, Exception | FlowRunCancelled):
-            return None
-        return self.error
 
 
 @dataclass
@@ -166,59 +141,6 @@ def holds_futures(value: Any) -> bool:
     )
 
 
-def call(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
-    """Call ``fn``; with a timeout it runs in a thread that is abandoned if it overruns
-    (Python cannot stop a thread; the run is recorded TimedOut and the engine moves on).
-    An async ``fn`` runs to completion, cancelled if it overruns."""
-    if inspect.iscoroutinefunction(fn):
-        return run_coroutine(call_async(fn, args, kwargs, timeout))
-    if timeout is None:
-        return fn(*args, **kwargs)
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn(*args, **kwargs)
-        except BaseException as error:  # handed to the calling thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TaskTimedOut(f"timed out after {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
-async def call_async(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float | None) -> Any:
-    """Await async ``fn``; past ``timeout`` it is cancelled and ``TaskTimedOut`` raised."""
-    if timeout is None:
-        return await fn(*args, **kwargs)
-    scope = asyncio.timeout(timeout)
-    try:
-        async with scope:
-            return await fn(*args, **kwargs)
-    except TimeoutError:
-        if scope.expired():  # ours, not a TimeoutError the code raised itself
-            raise TaskTimedOut(f"timed out after {timeout:g} s") from None
-        raise
-
-
-def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` to completion from sync code: on a new event loop in this thread,
-    or in a thread of its own if this one already runs a loop (loops do not nest). The
-    context variables go with it."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="runview-async") as pool:
-        work = contextvars.copy_context().run
-        return pool.submit(work, asyncio.run, coroutine).result()
-
-
 def describe(error: BaseException) -> str:
     """``Type: message``, as the server can store it whatever the message holds."""
     text = storable(str(error))
@@ -291,21 +213,6 @@ async def run_task_async(
     if stop is not None:
         raise stop
     return step
-
-
-async def in_thread(fn: Callable[..., T], *args: Any) -> tuple[T, BaseException | None]:
-    """``fn(*args)`` in a worker thread, awaited to its end even if the awaiting task is
-    cancelled meanwhile: a step of the engine cannot stop half-way (a run created but never
-    started, threads started but never stopped). Its value, and the cancel if one came,
-    which the caller raises once it has ended its run."""
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    cancelled: BaseException | None = None
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError as error:
-            cancelled = error
-    return future.result(), cancelled
 
 
 def _advance(

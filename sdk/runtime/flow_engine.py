@@ -21,20 +21,22 @@ from sdk import documents
 from sdk.client import Client
 from sdk.results import ResultStorage
 from sdk.runtime.batching import StateBatcher
-from sdk.runtime.context import FLOW_RUN, FlowRunContext
-from sdk.runtime.engine import (
+from sdk.runtime.calls import (
     Outcome,
     TaskTimedOut,
-    UpstreamFailed,
     call,
     call_async,
+    in_thread,
+    run_coroutine,
+)
+from sdk.runtime.context import FLOW_RUN, FlowRunContext
+from sdk.runtime.engine import (
+    UpstreamFailed,
     describe,
     finish_mapped_parents,
     holds_futures,
-    in_thread,
     propose,
     resolve,
-    run_coroutine,
     state_after,
     summarize,
 )
