@@ -173,3 +173,29 @@ def test_a_flow_that_returns_futures_returns_their_data(client: CountingClient, 
     assert state.message == (
         "The flow returned a task run that did not complete: an upstream run ended Failed."
     )
+
+
+@task
+def raises_unstorable(i: int) -> int:
+    if i == 1:
+        raise ValueError("bad \x00 byte, bad \udcff surrogate, " + "x" * 200_000)
+    return i
+
+
+def test_any_exception_message_is_stored(client: CountingClient, flow: Any) -> None:
+    """A NUL, a lone surrogate, a huge message: the task run still ends Failed, with the
+    message escaped and cut, and its mapped siblings are not affected."""
+
+    @flow
+    def mapping() -> None:
+        raises_unstorable.map(range(3))
+
+    state = mapping(return_state=True)
+    assert state.name == "Failed"
+    view = FlowRunView.from_flow_run_id(state.flow_run_id, client=client)
+    children = list(view.get_task_run("raises_unstorable-1").iter_mapped())
+    assert [run.state.name for run in children] == ["Completed", "Failed", "Completed"]
+    message = children[1].state.message or ""
+    assert message.startswith("ValueError: bad \\x00 byte, bad \\udcff surrogate, xxx")
+    assert message.endswith("more characters cut)")
+    assert len(message) < 101_000
