@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.backend.api.test_mutations import (
+    SET_TASK,
     create_flow,
     create_run,
     history,
@@ -301,3 +302,21 @@ async def test_four_agents_claim_two_hundred_runs_each_exactly_once(
     claims = Counter(id for ids in per_agent for id in ids)
     assert set(claims) == created
     assert set(claims.values()) == {1}
+
+
+def test_a_poisoned_proposal_over_http_is_refused_alone(server: Server) -> None:
+    """The NUL reaches the server as JSON's \\u0000 escape, is named in the refusal, and
+    its neighbour is accepted: on the compiled path and on the executor alike."""
+    run = running_flow_run(server)
+    runs = [task_run(server, flow_run_id=run, task_slug=slug)["id"] for slug in "abcd"]
+    # A directive sends the same mutation to the executor (the compiled path takes none).
+    executor = SET_TASK.replace("{ states {", "{ states @include(if: true) {")
+    for query, (good, bad) in ((SET_TASK, runs[:2]), (executor, runs[2:])):
+        states = [
+            {"task_run_id": good, "version": 1, "state": {"type": "RUNNING"}},
+            {"task_run_id": bad, "version": 1, "state": {"type": "RUNNING", "message": "a\x00b"}},
+        ]
+        changes = server.data(query, {"states": states})["set_task_run_states"]["states"]
+        assert [c["status"] for c in changes] == ["ACCEPTED", "REJECTED"], changes
+        assert "state.message 'a\\x00b' holds a NUL character" in changes[1]["message"]
+        assert [name for name, _, _ in history(server, "task_run", bad)] == ["Pending"]
