@@ -17,9 +17,11 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/runview server start
 
-# Ruff, mypy, and the whole test suite against PostgreSQL and SQLite.
+# Ruff, mypy, and the whole test suite against PostgreSQL and SQLite, in one worker process
+# per core plus one, as many tests wait on subprocesses (every test has databases of its
+# own, so workers cannot see each other's data).
 test: install postgres lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(shell echo $$(( $$(nproc) + 1 )))
 
 lint: install
 	$(BIN)/ruff check .
