@@ -15,17 +15,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 
 from backend import playground
+from backend.api import auth
 from backend.api.compiled import CompiledReads
 from backend.api.compiled_states import CompiledStates
 from backend.api.context import Context
 from backend.api.endpoint import Compiled, GraphQLEndpoint
 from backend.api.errors import RETRY_AFTER_SECONDS, answers_unavailable, unavailable_response
+from backend.api.limits import Limits
 from backend.api.schema import schema
 from backend.database import migrate
 from backend.database.engine import Database, DatabaseUnavailable
@@ -36,8 +40,22 @@ logger = logging.getLogger("runview.server")
 
 
 class _GraphQL(GraphQL[Context, None]):
+    def __init__(self, keys: auth.KeyCache, auth_required: bool) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.keys = keys
+        self.auth_required = auth_required
+
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        return Context(db=request.app.state.db, request=request)
+        access = getattr(request.state, "access", None)
+        return Context(db=request.app.state.db, request=request, access=access)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        if self.auth_required:
+            access = await auth.authenticate_ws(self.keys, context.db, context.connection_params)
+            if access is None:
+                raise ConnectionRejectionError({"message": "A live API key is needed."})
+            context.access = access
+        return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's page loads GraphiQL from a CDN; runview's serves its own copy.
@@ -47,6 +65,9 @@ class _GraphQL(GraphQL[Context, None]):
         # An outage is the whole answer: partial data would read as a verdict on the request.
         if answers_unavailable(response_data):
             return unavailable_response()
+        status = auth.status_of(response_data)
+        if status is not None:
+            sub_response.status_code = status
         return super().create_response(response_data, sub_response)
 
 
@@ -90,10 +111,11 @@ async def _check_revision(db: Database) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the server for ``settings`` (default: from ``RUNVIEW_*`` environment variables)."""
     settings = settings or Settings()
+    limits = Limits.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, settings.statement_timeout_seconds or None)
         services: asyncio.Task[None] | None = None
         try:
             if settings.should_upgrade_on_start:
@@ -101,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             else:
                 await _check_revision(db)
             app.state.db = db
+            app.state.limits = limits
             if settings.run_services:
                 services = asyncio.create_task(run_forever(db, settings), name="services")
             yield
@@ -111,12 +134,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await services
             await db.dispose()
 
-    graphql = _GraphQL(schema, graphql_ide="graphiql")
+    keys = auth.KeyCache(settings.auth_cache_seconds)
+    graphql = _GraphQL(keys, settings.auth_required)
     compiled: list[Compiled] = []
     if settings.compiled_reads:
-        compiled.append(CompiledReads(schema._schema))
+        compiled.append(CompiledReads(schema._schema, limits=limits))
     if settings.compiled_states:
-        compiled.append(CompiledStates(schema._schema))
+        compiled.append(CompiledStates(schema._schema, limits=limits))
     return Starlette(
         routes=[
             Route("/", home),
@@ -124,6 +148,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", GraphQLEndpoint(graphql, compiled), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route(f"{playground.PREFIX}/{{path:path}}", playground.Assets()),
+        ],
+        middleware=[
+            Middleware(
+                auth.Gate, settings=settings, keys=keys, public_prefixes=(playground.PREFIX,)
+            )
         ],
         lifespan=lifespan,
         # Routes that let the outage through (the GraphQL view answers its own errors).

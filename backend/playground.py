@@ -7,7 +7,8 @@ served by ``Assets`` under ``/static/graphiql/<package>-<version>/``, and its
 Content-Security-Policy tells the browser to load nothing from any other origin.
 
 The default query lists the task runs of the newest flow run (id, state, start time, task
-slug), its id filled in by the server.
+slug), its id filled in by the server; when the server requires keys, the page (served to
+anyone) names no run and the query finds the newest itself.
 """
 
 from __future__ import annotations
@@ -67,6 +68,25 @@ query {
 }
 """
 
+# When the server requires keys the page is served to anyone, so it names no run: the
+# query finds the newest itself once the user has typed a key in the Headers tab.
+_KEYED_QUERY = """\
+# This server requires an API key: add {"Authorization": "Bearer <key>"} in the
+# Headers tab below. This lists the task runs of the newest flow run.
+query {
+  flow_run(order_by: {created: desc}, limit: 1) {
+    id
+    name
+    task_runs {
+      id
+      state
+      start_time
+      task { slug }
+    }
+  }
+}
+"""
+
 # Version-named URLs never change content: a browser may keep what it fetched for good.
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -82,14 +102,18 @@ def default_query(flow_run_id: uuid.UUID | None) -> str:
 
 async def page(request: Request) -> Response:
     """The playground for ``request``, its default query over this server's newest flow run."""
-    db: models.Database = request.app.state.db
-    try:
-        async with db.connect_single() as conn:
-            flow_run_id = await models.read_latest_flow_run_id(conn)
-    except Exception as error:  # the page still opens; the query tells what is wrong
-        logger.warning("playground: cannot read the newest flow run: %s", error)
-        flow_run_id = None
-    text, policy = render(default_query(flow_run_id), request.scope.get("root_path", ""))
+    if getattr(request.state, "access", True) is None:  # no key: the page shows no data
+        query = _KEYED_QUERY
+    else:
+        db: models.Database = request.app.state.db
+        try:
+            async with db.connect_single() as conn:
+                flow_run_id = await models.read_latest_flow_run_id(conn)
+        except Exception as error:  # the page still opens; the query tells what is wrong
+            logger.warning("playground: cannot read the newest flow run: %s", error)
+            flow_run_id = None
+        query = default_query(flow_run_id)
+    text, policy = render(query, request.scope.get("root_path", ""))
     return HTMLResponse(
         text,
         headers={

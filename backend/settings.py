@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address to listen on) is reachable from this machine
+    only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -40,11 +57,73 @@ class Settings(BaseSettings):
     # RUNVIEW_HEARTBEAT_INTERVAL_SECONDS (10) while their processes start.
     claim_timeout_seconds: float = 90.0
 
+    # Auth: ``required`` means every request needs ``Authorization: Bearer <key>``
+    # (`runview api-key create`). Unset: off on a loopback host, and `server start` refuses
+    # any other host unless auth is required or --insecure is given.
+    auth: Literal["required", "off"] | None = None
+    # The Host header a request may carry (DNS rebinding sends a browser's requests to a
+    # loopback server under a foreign name). Unset: the loopback names, plus the host the
+    # server listens on, or this machine's names when it listens on every interface.
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = None
+    # How long a key found by its token is trusted without asking the database again: a
+    # revoked key stops working within this many seconds. 0 asks on every request.
+    auth_cache_seconds: float = 5.0
+
+    # Limits (backend.api.limits): a request over one is refused before any SQL runs, with
+    # an error (code LIMIT_EXCEEDED) that names the limit, its value and the setting.
+    # Nesting of a selection, from the root fields (introspection not counted).
+    max_depth: int = 12
+    max_aliases: int = 100
+    # Fields selected, counting a fragment each time it is spread.
+    max_fields: int = 1_000
+    # Rows a list field answers (per parent row) when it has no `limit`: enough for every
+    # task run of a 100,000-child map, which the SDK reads in one request.
+    default_rows: int = 100_000
+    # The largest `limit` a list field takes.
+    max_rows: int = 100_000
+    # The most rows one chain of nested lists may return: the product of their limits
+    # (default_rows where none is given). Three nested lists at the default pass, four do not.
+    max_cost: int = 10**15
+    # Items in any other input list (`_in`, `_nin`, `_or`, order_by, ...).
+    max_list_items: int = 100_000
+    max_states_per_request: int = 10_000
+    max_logs_per_request: int = 10_000
+    max_mapped_children: int = 100_000
+    max_body_bytes: int = 10 * 1024 * 1024
+    # A statement that runs longer is stopped by the database (SQLite: interrupted); 0: never.
+    statement_timeout_seconds: float = 30.0
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home.expanduser() / 'runview.db'}"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        # RUNVIEW_ALLOWED_HOSTS="runview.internal,10.0.0.5"; "*" answers any name.
+        if isinstance(value, str):
+            return [name.strip().strip("[]").lower() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def auth_required(self) -> bool:
+        if self.auth is not None:
+            return self.auth == "required"
+        return not is_loopback(self.host)
+
+    @property
+    def resolved_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        hosts = list(LOOPBACK_NAMES)
+        if self.host in WILDCARD_HOSTS:
+            name = socket.gethostname()
+            hosts += [name.lower(), socket.getfqdn(name).lower()]
+        elif self.host.strip("[]").lower() not in hosts:
+            hosts.append(self.host.strip("[]").lower())
+        return hosts
 
     @property
     def should_upgrade_on_start(self) -> bool:

@@ -1,8 +1,15 @@
 """The real server (``backend.testing.ServerThread``) with one persistent HTTP client, so
-every timed request reuses the same keep-alive connection."""
+every timed request reuses the same keep-alive connection.
+
+``RUNVIEW_BENCH_AUTH=required`` serves with API keys required: an admin key is made in the
+benchmark's database and every request sends it (the cost of auth, measured against a run
+without it).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 import httpx
@@ -24,14 +31,21 @@ class Server(ServerThread):
                 upgrade_on_start=False,
                 run_services=False,
                 compiled_reads=compiled_reads,
+                auth=os.environ.get("RUNVIEW_BENCH_AUTH", "off"),
             )
         )
+        self.database_url = database_url
+        self.headers: dict[str, str] = {}
         self._client: httpx.Client | None = None
 
     def __enter__(self) -> Server:
         self.start()
+        if self.settings.auth_required:
+            self.headers["authorization"] = f"Bearer {asyncio.run(_admin_key(self.database_url))}"
         # trust_env=False: never route loopback requests through a proxy from the environment.
-        self._client = httpx.Client(base_url=self.url, trust_env=False, timeout=120)
+        self._client = httpx.Client(
+            base_url=self.url, trust_env=False, timeout=120, headers=self.headers
+        )
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -46,3 +60,18 @@ class Server(ServerThread):
         if response.status_code != 200:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:500]}")
         return response.content
+
+
+async def _admin_key(database_url: str) -> str:
+    import uuid
+
+    from backend.database.engine import Database
+    from backend.models import api_keys
+
+    db = Database(database_url)
+    try:
+        async with db.begin() as conn:
+            _, token = await api_keys.create_api_key(conn, f"bench-{uuid.uuid4().hex[:8]}", "admin")
+        return token
+    finally:
+        await db.dispose()

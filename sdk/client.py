@@ -39,7 +39,7 @@ from tenacity import (
 
 from sdk import _loop, transports
 from sdk.documents import Document
-from sdk.exceptions import ClientError, InvalidInput, ServerError
+from sdk.exceptions import AccessDenied, ClientError, InvalidInput, ServerError
 from sdk.settings import SDKSettings
 
 logger = logging.getLogger("runview.client")
@@ -204,11 +204,16 @@ def _redact(url: str) -> str:
         return url
 
 
-def _server_error(document: Document, error: TransportQueryError) -> ServerError | InvalidInput:
+def _server_error(
+    document: Document, error: TransportQueryError
+) -> ServerError | InvalidInput | AccessDenied:
     errors = list(error.errors or [])
     messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
     text = "; ".join(messages) or str(error)
-    if SERVER_FAULT in messages:
+    codes = {e.get("extensions", {}).get("code") for e in errors if isinstance(e, dict)}
+    if codes & {"UNAUTHENTICATED", "FORBIDDEN"}:
+        return AccessDenied(f"The runview server refused {document.name}: {text}")
+    if "INTERNAL" in codes or SERVER_FAULT in messages:  # the text: servers before codes
         return ServerError(
             f"The runview server failed on {document.name}: {text} (its log has the cause).",
             errors,

@@ -4,6 +4,8 @@
 
     RunviewError
     ├── ClientError                  the server could not be reached, or answered unusably
+    ├── AccessDenied                 the server wants a (better) API key: none, unknown,
+    │                                revoked, or one whose scope is too small
     ├── ServerError                  the server failed on a request (its log has the cause)
     ├── InvalidInput (ValueError)    a value this program passed is malformed, or was refused
     ├── NotFound (LookupError)       no run, task or flow has that id or slug
@@ -14,7 +16,8 @@
     └── ResultError                  a result cannot be written or read
         ├── NoResultLocation         the run finished without a result location
         ├── ResultNotFound           nothing is stored at the location
-        └── ResultUnreadable         something is there, but it does not deserialize
+        ├── ResultUnreadable         something is there, but it does not deserialize
+        └── ResultNotTrusted         it would run code as it loads, from a place not trusted
 
     FlowRunCancelled (BaseException)  stops a flow that is being cancelled
 """
@@ -33,6 +36,10 @@ class RunviewError(Exception):
 
 class ClientError(RunviewError):
     """The server could not be reached, or did not answer as a GraphQL server does."""
+
+
+class AccessDenied(RunviewError):
+    """The server refused the request's API key (``RUNVIEW_API_KEY``), or its scope."""
 
 
 class _WithErrors(RunviewError):
@@ -98,3 +105,17 @@ class ResultNotFound(ResultError):
 
 class ResultUnreadable(ResultError):
     """Something is stored at the location, but the serializer cannot read it."""
+
+
+class ResultNotTrusted(ResultError):
+    """A pickle or cloudpickle result is at a location under no trusted result root.
+
+    Loading pickle runs code from the stored bytes, and anyone who can propose a run's state
+    chooses the location; so such a result is refused before any byte of it is read. Add the
+    root it is under to ``RUNVIEW_TRUSTED_RESULT_ROOTS`` to trust it.
+    """
+
+    def __init__(self, message: str, location: str, serializer: str) -> None:
+        super().__init__(message)
+        self.location = location
+        self.serializer = serializer

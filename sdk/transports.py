@@ -32,7 +32,15 @@ class EmbeddedServer:
         from backend.app import create_app
         from backend.settings import Settings
 
-        self.app = create_app(Settings(database_url=self.database_url, upgrade_on_start=True))
+        # In process, nothing else can reach it, and whoever runs it opens the database
+        # itself: keys would guard nothing.
+        settings = Settings(
+            database_url=self.database_url,
+            upgrade_on_start=True,
+            auth="off",
+            allowed_hosts=[httpx.URL(EMBEDDED_URL).host],
+        )
+        self.app = create_app(settings)
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
 

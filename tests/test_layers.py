@@ -17,8 +17,9 @@ FORBIDDEN = {
     "backend/database": ("strawberry", "backend.api", "backend.models"),
     "sdk": ("backend",),
 }
-# The embedded transport runs the backend in-process; the CLI's server commands start it.
-ALLOWED_FILES = {"sdk/transports.py", "sdk/cli/server.py"}
+# The embedded transport runs the backend in-process; the CLI's server-side commands start
+# it or open its database.
+ALLOWED_FILES = {"sdk/transports.py", "sdk/cli/server.py", "sdk/cli/api_keys.py"}
 
 
 def _imports(path: Path) -> set[str]:

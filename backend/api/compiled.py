@@ -13,6 +13,11 @@ mutations, subscriptions, introspection, invalid documents, and every input the 
 answers with an error (a malformed uuid, a null in a filter, a negative limit). Errors are
 thus worded and placed in one place only. A differential test holds the two paths to the
 same answers on both databases.
+
+Not so a request over a limit (``backend.api.limits``): it is refused here, before any SQL,
+and a statement the database stopped at the statement timeout is refused too. Both raise
+``LimitExceeded``: the executor would refuse the first in the same words, and redoing the
+second its own way would only take longer.
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
+from backend.api.limits import (
+    LimitExceeded,
+    Limits,
+    check_document,
+    check_request,
+    statement_timeout,
+)
 from backend.api.tables import plain
 from backend.errors import InputError
 from backend.models import TABLES, Database, Kind, json_reads
@@ -71,8 +83,14 @@ class _Operation:
 class CompiledReads:
     """Answers read-only queries in one statement, or says ``None``: use the executor."""
 
-    def __init__(self, schema: GraphQLSchema, cache_size: int = 512) -> None:
+    # The scope a key needs for this path to answer (backend.api.auth).
+    scope = "read"
+
+    def __init__(
+        self, schema: GraphQLSchema, cache_size: int = 512, limits: Limits | None = None
+    ) -> None:
         self.schema = schema
+        self.limits = limits  # None: none checked (a caller of ``tree`` that is not a server)
         # Parsing and validating cost more than building the SQL; clients resend few documents.
         self._prepare = functools.lru_cache(maxsize=cache_size)(self._prepare_uncached)
 
@@ -90,6 +108,10 @@ class CompiledReads:
                 return None  # not a plain read; or only __typename, which needs no database
             async with db.connect_single() as conn:
                 return await json_reads.read_json(conn, tree)
+        except LimitExceeded:
+            raise
+        except TimeoutError as error:  # the statement timeout: answered, not tried again
+            raise statement_timeout(self.limits, error) from None
         except (InputError, Unsupported):
             return None  # the executor words the error, or builds what one statement cannot
         except ConnectionError:  # the database is down: 503 (backend.app), not a second try
@@ -109,20 +131,24 @@ class CompiledReads:
         Raises:
             InputError, Unsupported: an argument the executor must judge, or a shape one
                 statement cannot build.
+            LimitExceeded: the query asks for more than the limits allow.
         """
         operation = self._prepare(query, operation_name)
         if operation is None:
             return None
+        if self.limits is not None:  # on the raw variables, before coercing them
+            check_request(self.schema, operation.node, operation.fragments, variables, self.limits)
         values = get_variable_values(
             self.schema, operation.node.variable_definitions or [], dict(variables or {})
         )
         if isinstance(values, list):
             raise Unsupported("invalid variables")  # the executor words the errors
-        walker = _Walker(self.schema, operation.fragments, values)
+        default_rows = None if self.limits is None else self.limits.default_rows
+        walker = _Walker(self.schema, operation.fragments, values, default_rows)
         return Obj(walker.root(operation.node.selection_set))
 
     def _prepare_uncached(self, query: str, operation_name: str | None) -> _Operation | None:
-        chosen = valid_operation(self.schema, query, operation_name)
+        chosen = valid_operation(self.schema, query, operation_name, self.limits)
         if chosen is None or chosen[1].operation is not OperationType.QUERY:
             return None
         document, operation = chosen
@@ -133,14 +159,21 @@ class CompiledReads:
 
 
 def valid_operation(
-    schema: GraphQLSchema, query: str, operation_name: str | None
+    schema: GraphQLSchema, query: str, operation_name: str | None, limits: Limits | None = None
 ) -> tuple[DocumentNode, OperationDefinitionNode] | None:
     """The document, if it parses and validates, and its one operation to run (by name, or
-    the only one); ``None`` otherwise: the executor says what is wrong."""
+    the only one); ``None`` otherwise: the executor says what is wrong.
+
+    Raises:
+        LimitExceeded: the document is too deep or too wide for ``limits`` (checked before
+            validating it, which costs more the wider it is).
+    """
     try:
         document = parse(query)
     except GraphQLError:
         return None
+    if limits is not None:
+        check_document(document, limits)
     if validate(schema, document):
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -157,11 +190,13 @@ class _Walker:
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
         values: VariableValues,
+        default_rows: int | None = None,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.values = values  # what graphql-core's argument coercion takes
         self.variables = values.coerced
+        self.default_rows = default_rows  # what a list without a limit answers at most
 
     def root(self, selection_set: SelectionSetNode) -> Fields:
         query_type = self.schema.query_type
@@ -177,7 +212,10 @@ class _Walker:
                 raise Unsupported(f"the root field {name!r}")
             arguments = self._arguments(definition, nodes[0])
             if name in TABLES:
-                fields.append((key, Rows(name, self._row_fields(name, nodes), **arguments)))
+                rows = Rows(
+                    name, self._row_fields(name, nodes), cap=self._cap(arguments), **arguments
+                )
+                fields.append((key, rows))
             elif name.endswith("_by_pk") and name.removesuffix("_by_pk") in TABLES:
                 table = name.removesuffix("_by_pk")
                 fields.append((key, Row(table, self._row_fields(table, nodes), **arguments)))
@@ -209,7 +247,10 @@ class _Walker:
                 if relationship.many:
                     definition = object_type.fields[name]  # type: ignore[union-attr]
                     arguments = self._arguments(definition, nodes[0])
-                    node: Any = Rows(relationship.target, sub_fields, via=relationship, **arguments)
+                    cap = self._cap(arguments)
+                    node: Any = Rows(
+                        relationship.target, sub_fields, via=relationship, cap=cap, **arguments
+                    )
                 else:
                     node = Row(relationship.target, sub_fields, via=relationship)
                 fields.append((key, node))
@@ -231,6 +272,9 @@ class _Walker:
                     inner.append((inner_key, Count(table, where)))
             fields.append((key, Obj(tuple(inner))))
         return Obj(tuple(fields))
+
+    def _cap(self, arguments: dict[str, Any]) -> int | None:
+        return self.default_rows if arguments.get("limit") is None else None
 
     def _arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
         """The field's arguments as plain data, coerced as the executor coerces them."""

@@ -17,6 +17,12 @@ executor (``None``), which stays the reference; ``tests/backend/api/test_compile
 holds the two to the same answers. A fault inside the transaction falls back too: it was
 rolled back, so the executor's attempt is the only one that counts. Once committed, an answer
 is never recomputed.
+
+The limits (``backend.api.limits``) are checked as the executor checks them: the document
+before validating it, the batch before coercing it. A batch over its limit goes to the
+executor like any input it refuses: it refuses it in the same words, before coercing it too.
+A transaction the statement timeout stopped raises ``LimitExceeded``: tried again, it would
+run into the timeout again.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from backend.api.compiled import valid_operation
+from backend.api.limits import LimitExceeded, Limits, check_request, statement_timeout
 from backend.api.states import judge
 from backend.errors import InputError
 from backend.models import Database, Proposed
@@ -67,8 +74,14 @@ class _Mutation:
 class CompiledStates:
     """Answers state-proposal mutations directly, or says ``None``: use the executor."""
 
-    def __init__(self, schema: GraphQLSchema, cache_size: int = 64) -> None:
+    # The scope a key needs for this path to answer (backend.api.auth).
+    scope = "write"
+
+    def __init__(
+        self, schema: GraphQLSchema, cache_size: int = 64, limits: Limits | None = None
+    ) -> None:
         self.schema = schema
+        self.limits = limits
         self._prepare = functools.lru_cache(maxsize=cache_size)(self._prepare_uncached)
 
     async def execute(
@@ -82,6 +95,11 @@ class CompiledStates:
         mutation = self._prepare(query, operation_name)
         if mutation is None:
             return None
+        if self.limits is not None:  # 100,000 proposals: not coerced here
+            try:
+                check_request(self.schema, mutation.operation, {}, variables, self.limits)
+            except LimitExceeded:
+                return None  # the executor refuses them in its words, uncoerced too
         proposals = self._proposals(mutation, variables or {})
         if proposals is None:
             return None
@@ -92,13 +110,15 @@ class CompiledStates:
             return None  # raised before any write; the executor words it
         except ConnectionError:  # the database is down: 503 (backend.app), not a second try
             raise
+        except TimeoutError as error:  # rolled back; the executor would time out as well
+            raise statement_timeout(self.limits, error) from None
         except Exception:  # rolled back: the executor answers (and reports) it its own way
             logger.exception("the compiled state path failed; answering with the executor")
             return None
         return _answer(mutation, changes)
 
     def _prepare_uncached(self, query: str, operation_name: str | None) -> _Mutation | None:
-        chosen = valid_operation(self.schema, query, operation_name)
+        chosen = valid_operation(self.schema, query, operation_name, self.limits)
         if chosen is None:
             return None
         document, operation = chosen

@@ -15,6 +15,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from backend import models
+from backend.api.auth import OPEN, Access
 from backend.models import Database, Relationship
 
 # Parents per statement. Keeps the IN list inside SQLite's bound-parameter limit.
@@ -25,6 +26,10 @@ MAX_BATCH = 10_000
 class Context:
     db: Database
     request: Any = None
+    # What the request's key may do (backend.api.auth); ``None`` until a WebSocket's
+    # connection_init payload (which Strawberry puts in connection_params) shows a key.
+    access: Access | None = OPEN
+    connection_params: Any = None
     _loaders: dict[Hashable, DataLoader[Any, list[Any]]] = field(default_factory=dict)
 
     async def related(self, relationship: Relationship, key: Any, **arguments: Any) -> list[Any]:

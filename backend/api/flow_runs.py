@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from backend import models
-from backend.api.scalars import Jsonb
+from backend.api.scalars import Jsonb, check_name, check_names
 from backend.api.states import HeartbeatPayload, SetStatesPayload, StateChange, set_states
 from backend.api.tables import TYPES
 
@@ -96,6 +96,10 @@ class Mutation:
         description="Schedule a run of a flow. The same idempotency key gives the same run."
     )
     async def create_flow_run(self, info: Info, input: CreateFlowRunInput) -> CreateFlowRunPayload:
+        where = "create_flow_run_input"
+        for field in ("flow_name", "flow_run_name", "idempotency_key"):
+            check_name(getattr(input, field), f"{where}.{field}")
+        check_names(input.labels, f"{where}.labels")
         async with info.context.db.begin() as conn:
             row = await models.create_flow_run(
                 conn,
@@ -148,6 +152,7 @@ class Mutation:
         " Concurrent agents never get the same run."
     )
     async def claim_flow_runs(self, info: Info, input: ClaimFlowRunsInput) -> ClaimFlowRunsPayload:
+        check_names(input.labels, "claim_flow_runs_input.labels")
         async with info.context.db.begin() as conn:
             rows = await models.claim_flow_runs(conn, limit=input.limit, labels=input.labels or [])
         return ClaimFlowRunsPayload(flow_runs=rows)

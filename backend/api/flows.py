@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from backend import models
+from backend.api.scalars import check_name, check_names
 
 
 @strawberry.input(name="task_input", description="A task of a flow, keyed by its slug.")
@@ -55,6 +56,7 @@ class Mutation:
         " up when its entrypoint, description, labels, source hash or tasks change."
     )
     async def create_flow(self, info: Info, input: CreateFlowInput) -> CreateFlowPayload:
+        _check(input)
         tasks = [
             {key: value for key, value in vars(task).items() if value is not None}
             for task in input.tasks or []
@@ -71,3 +73,13 @@ class Mutation:
                 tasks=tasks,
             )
         return CreateFlowPayload(id=row.id, version=row.version)
+
+
+def _check(input: CreateFlowInput) -> None:
+    """Refuse names too long to store, before any SQL (``backend.api.scalars``)."""
+    check_name(input.name, "create_flow_input.name")
+    check_names(input.labels, "create_flow_input.labels")
+    for i, task in enumerate(input.tasks or ()):
+        check_name(task.slug, f"create_flow_input.tasks[{i}].slug")
+        check_name(task.name, f"create_flow_input.tasks[{i}].name")
+        check_names(task.tags, f"create_flow_input.tasks[{i}].tags")

@@ -12,7 +12,9 @@ from strawberry.tools import create_type, merge_types
 from strawberry.utils.logging import StrawberryLogger
 
 from backend.api import flow_runs, flows, logs, task_runs
+from backend.api.auth import ScopeCheck
 from backend.api.errors import is_unexpected, mask_errors
+from backend.api.limits import LimitsExtension, is_limit_error
 from backend.api.scalars import SCALARS
 from backend.api.tables import TYPES
 
@@ -24,9 +26,10 @@ Mutation = merge_types(
 
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        # A client's bad input is answered in the response; only server faults are logged.
+        # A client's bad input is answered in the response; only server faults are logged
+        # (a statement stopped at the statement timeout is a limit the request went over).
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and not is_limit_error(error):
                 StrawberryLogger.error(error, execution_context)
 
 
@@ -37,6 +40,9 @@ schema = _Schema(
     # Clients send the same few documents over and over (the SDK's are fixed): parsing and
     # validating each once, not per request, saves about 1 ms a request (bench B2).
     extensions=[
+        ScopeCheck,
+        # Before ValidationCache: a document over the limits is not validated at all.
+        LimitsExtension,
         mask_errors,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),

@@ -8,7 +8,8 @@ hand would mean four copies of every column list; generating them keeps one, and
 
 Resolvers only translate: Strawberry inputs become plain dicts (``plain``) and
 ``backend.models`` turns them into SQL. Relationship fields go through the request's batch
-loaders, so a nested selection costs one statement per level, not one per row.
+loaders, so a nested selection costs one statement per level, not one per row. A list field
+without ``limit`` answers the server's default rows at most (``backend.api.limits``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from strawberry.types.base import get_object_definition
 from strawberry.types.field import StrawberryField
 
 from backend import models
+from backend.api.limits import truncated
 from backend.api.scalars import Jsonb
 from backend.models import TABLES, Kind, Relationship, TableInfo
 from backend.models.read_tree import follow, json_path
@@ -165,7 +167,7 @@ class _Types:
                 limit: int | None = None,
                 offset: int | None = None,
             ) -> list[Any]:
-                return await info.context.related(
+                rows = await info.context.related(
                     relationship,
                     getattr(root, relationship.local),
                     where=plain(where),
@@ -173,6 +175,7 @@ class _Types:
                     limit=limit,
                     offset=offset,
                 )
+                return truncated(info.context, rows, limit)
 
             many.__annotations__ = self._list_arguments(relationship.target) | {
                 "root": Any,
@@ -225,16 +228,15 @@ class _Types:
             offset: int | None = None,
         ) -> list[Any]:
             async with info.context.db.connect() as conn:
-                return list(
-                    await models.list_rows(
-                        conn,
-                        table,
-                        where=plain(where),
-                        order_by=plain(order_by),
-                        limit=limit,
-                        offset=offset,
-                    )
+                found = await models.list_rows(
+                    conn,
+                    table,
+                    where=plain(where),
+                    order_by=plain(order_by),
+                    limit=limit,
+                    offset=offset,
                 )
+            return truncated(info.context, list(found), limit)
 
         rows.__annotations__ = self._list_arguments(table) | {
             "info": Info,

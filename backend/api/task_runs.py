@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from backend import models
-from backend.api.scalars import Jsonb
+from backend.api.scalars import Jsonb, check_name, check_names
 from backend.api.states import HeartbeatPayload, SetStatesPayload, set_states
 
 
@@ -70,6 +70,9 @@ class Mutation:
     async def get_or_create_task_run(
         self, info: Info, input: GetOrCreateTaskRunInput
     ) -> GetOrCreateTaskRunPayload:
+        check_name(input.task_slug, "get_or_create_task_run_input.task_slug")
+        check_name(input.cache_key, "get_or_create_task_run_input.cache_key")
+        check_names(input.tags, "get_or_create_task_run_input.tags")
         async with info.context.db.begin() as conn:
             row = await models.get_or_create_task_run(
                 conn,
@@ -91,6 +94,7 @@ class Mutation:
     async def get_or_create_mapped_task_run_children(
         self, info: Info, input: GetOrCreateMappedChildrenInput
     ) -> GetOrCreateMappedChildrenPayload:
+        check_name(input.task_slug, "get_or_create_mapped_task_run_children_input.task_slug")
         async with info.context.db.begin() as conn:
             rows = await models.get_or_create_mapped_task_run_children(
                 conn,

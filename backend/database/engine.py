@@ -15,6 +15,8 @@ request more than the one request that fails after an outage (the client retries
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -27,8 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from backend.database.types import json_serializer
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, statement_timeout: float | None = None, **kwargs: Any) -> AsyncEngine:
     """Create the async engine for ``url``, preparing the SQLite file if needed.
+
+    With ``statement_timeout`` (seconds), a statement that runs longer is stopped and raises
+    ``StatementTimeout``.
 
     SQLite connections get foreign keys on (ON DELETE CASCADE depends on it), WAL so readers
     do not block the writer, a busy timeout instead of instant "database is locked" errors,
@@ -40,7 +45,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     it both hold a read lock and deadlock on the upgrade ("database is locked"); taking the
     lock first makes the second wait, then read the first's write, as FOR UPDATE does.
     """
+    kwargs.setdefault("hide_parameters", True)  # a fault's log never shows the client's values
     parsed = make_url(url)
+    if statement_timeout and parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = _with_timeout(kwargs.get("connect_args"), statement_timeout)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +58,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     else:
         engine = create_async_engine(url, json_serializer=json_serializer, **kwargs)
     sa.event.listen(engine.sync_engine, "handle_error", _unavailable)
+    if statement_timeout:
+        _time_statements(engine, statement_timeout)
     return engine
 
 
@@ -138,9 +148,9 @@ class Database:
     SQLAlchemy itself.
     """
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, statement_timeout: float | None = None, **engine_kwargs: Any):
         self.url = url
-        self.engine = create_engine(url, **engine_kwargs)
+        self.engine = create_engine(url, statement_timeout, **engine_kwargs)
         self._writer = self.engine.execution_options(**{WRITE: True})
         # PostgreSQL: no BEGIN and ROLLBACK around a lone statement, which is atomic anyway.
         # SQLite keeps its BEGIN: it is in-process, and resetting pysqlite's isolation level
@@ -175,3 +185,102 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class StatementTimeout(TimeoutError):
+    """A statement ran longer than the statement timeout, and the database stopped it.
+
+    A ``TimeoutError``, as ``DatabaseUnavailable`` is a ``ConnectionError``: ``backend.api``
+    tells it by that base and answers that the request went over a limit. Trying the same
+    work again, another way, would only run into the timeout again.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the statement ran longer than the statement timeout of {seconds:g} s")
+        self.seconds = seconds
+
+
+def _with_timeout(connect_args: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    # PostgreSQL stops the statement itself. Set for each connection in its startup packet
+    # (libpq's options), it costs no round trip: every statement on every connection of the
+    # engine is under it, reads, loaders, writes and services alike.
+    arguments = dict(connect_args or {})
+    option = f"-c statement_timeout={max(1, round(seconds * 1000))}"
+    arguments["options"] = f"{arguments.get('options', '')} {option}".strip()
+    return arguments
+
+
+def _time_statements(engine: AsyncEngine, seconds: float) -> None:
+    if engine.dialect.name == "sqlite":
+        alarm = _SqliteAlarm(seconds)
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", alarm.start)
+        sa.event.listen(engine.sync_engine, "after_cursor_execute", alarm.stop)
+        sa.event.listen(engine.sync_engine, "handle_error", alarm.stopped)
+    else:
+        sa.event.listen(engine.sync_engine, "handle_error", functools.partial(_cancelled, seconds))
+
+
+def _cancelled(seconds: float, context: sa.engine.ExceptionContext) -> BaseException | None:
+    # 57014 (query_canceled) is the statement timeout: the server sends no cancel requests
+    # of its own (a cancelled request's task ends with CancelledError, not this).
+    if getattr(context.original_exception, "sqlstate", None) == "57014":
+        return StatementTimeout(seconds)
+    return None
+
+
+_ALARM = "runview_statement_alarm"
+
+
+class _SqliteAlarm:
+    """SQLite's statement timeout, which it has not got: ``sqlite3_interrupt`` once a
+    statement has run ``seconds``.
+
+    aiosqlite runs the statement (and its fetch) in its own thread; meanwhile the event loop
+    is free and its timer interrupts the statement, which then fails with "interrupted" (its
+    transaction rolled back, as PostgreSQL aborts one at its timeout). ``stopped`` makes that
+    a ``StatementTimeout``. No cost while statements run, unlike a progress handler calling
+    into Python every few thousand instructions.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def start(self, conn: sa.Connection, *_: Any) -> None:
+        self.stop(conn)  # one a cancelled statement left behind
+        conn.info[_ALARM] = _Alarm(self.seconds, conn.connection.driver_connection)
+
+    def stop(self, conn: sa.Connection, *_: Any) -> None:
+        alarm = conn.info.pop(_ALARM, None)
+        if alarm is not None:
+            alarm.cancel()
+
+    def stopped(self, context: sa.engine.ExceptionContext) -> BaseException | None:
+        alarm = None if context.connection is None else context.connection.info.pop(_ALARM, None)
+        if alarm is None:
+            return None
+        alarm.cancel()
+        return StatementTimeout(self.seconds) if alarm.rang else None
+
+
+class _Alarm:
+    def __init__(self, seconds: float, driver: Any) -> None:
+        self.rang = False
+        self._cancelled = False
+        self._driver = driver  # the aiosqlite connection
+        self._interrupting: asyncio.Future[Any] | None = None
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._ring)
+
+    def _ring(self) -> None:
+        self.rang = True
+        self._interrupting = asyncio.ensure_future(self._interrupt())
+
+    async def _interrupt(self) -> None:
+        # Not if the statement ended meanwhile: the next one on the connection is not late.
+        # (aiosqlite's interrupt() calls sqlite3_interrupt at once, which is safe from any
+        # thread while the connection's own thread runs the statement.)
+        if not self._cancelled:
+            await self._driver.interrupt()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._handle.cancel()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from backend.database.types import Jsonb, Timestamp, utcnow
 
@@ -28,6 +29,13 @@ metadata = sa.MetaData(
         "ck": "ck_%(table_name)s__%(constraint_name)s",
     }
 )
+
+
+# Text compares by code point on every database: SQLite's BINARY does, and on PostgreSQL each
+# text column is collated "C", whatever the database's locale. So ORDER BY and string ranges
+# agree with SQLite and Python, and the indexes serve them (an index of another collation
+# cannot serve a code-point sort).
+TEXT = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
 def _id() -> sa.Column[uuid.UUID]:
@@ -51,9 +59,9 @@ def _fk(column: str, target: str, *, nullable: bool = False) -> sa.Column[uuid.U
 def _run_state_columns() -> list[sa.Column[object]]:
     """The current state a run row carries (its history lives in the *_state table)."""
     return [
-        sa.Column("state", sa.Text, nullable=False),
-        sa.Column("state_type", sa.Text, nullable=False),
-        sa.Column("state_message", sa.Text),
+        sa.Column("state", TEXT, nullable=False),
+        sa.Column("state_type", TEXT, nullable=False),
+        sa.Column("state_message", TEXT),
         sa.Column("state_timestamp", Timestamp, nullable=False, default=utcnow),
         sa.Column("serialized_state", Jsonb),
         sa.Column("version", sa.Integer, nullable=False, default=0),
@@ -68,16 +76,16 @@ def _state_history(run: str) -> sa.Table:
         _id(),
         _fk(f"{run}_id", run),
         sa.Column("timestamp", Timestamp, nullable=False, default=utcnow),
-        sa.Column("state", sa.Text, nullable=False),
-        sa.Column("type", sa.Text, nullable=False),
-        sa.Column("message", sa.Text),
+        sa.Column("state", TEXT, nullable=False),
+        sa.Column("type", TEXT, nullable=False),
+        sa.Column("message", TEXT),
         sa.Column("result", Jsonb),
         sa.Column("details", Jsonb, nullable=False, default=dict),
         sa.Column("serialized_state", Jsonb),
         sa.Column("version", sa.Integer, nullable=False),
         # Why the server wrote something other than what was proposed ("this is a retry.");
         # also what a re-sent proposal is answered with.
-        sa.Column("reason", sa.Text),
+        sa.Column("reason", TEXT),
         sa.Index(None, f"{run}_id", "timestamp"),
     )
 
@@ -86,16 +94,16 @@ flow = sa.Table(
     "flow",
     metadata,
     _id(),
-    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name", TEXT, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, default=1),
-    sa.Column("description", sa.Text),
-    sa.Column("entrypoint", sa.Text),
+    sa.Column("description", TEXT),
+    sa.Column("entrypoint", TEXT),
     # Labels a run of the flow gets when whoever creates it gives none: an agent claims a
     # run only if it has all the run's labels.
     sa.Column("labels", Jsonb, nullable=False, default=list, server_default="[]"),
     # The sha256 of the source file the flow was registered from: registering the same code
     # again changes nothing, changed code bumps the version.
-    sa.Column("source_hash", sa.Text),
+    sa.Column("source_hash", TEXT),
     _created(),
     _updated(),
     sa.UniqueConstraint("name"),
@@ -106,8 +114,8 @@ task = sa.Table(
     metadata,
     _id(),
     _fk("flow_id", "flow"),
-    sa.Column("slug", sa.Text, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("slug", TEXT, nullable=False),
+    sa.Column("name", TEXT, nullable=False),
     sa.Column("mapped", sa.Boolean, nullable=False, default=False),
     sa.Column("max_retries", sa.Integer, nullable=False, default=0),
     sa.Column("retry_delay_seconds", sa.Float, nullable=False, default=0.0),
@@ -120,7 +128,7 @@ flow_run = sa.Table(
     metadata,
     _id(),
     _fk("flow_id", "flow"),
-    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name", TEXT, nullable=False),
     sa.Column("parameters", Jsonb, nullable=False, default=dict),
     sa.Column("context", Jsonb, nullable=False, default=dict),
     sa.Column("labels", Jsonb, nullable=False, default=list),
@@ -129,7 +137,7 @@ flow_run = sa.Table(
     sa.Column("start_time", Timestamp),
     sa.Column("end_time", Timestamp),
     sa.Column("heartbeat", Timestamp),
-    sa.Column("idempotency_key", sa.Text),
+    sa.Column("idempotency_key", TEXT),
     sa.Column("parent_task_run_id", sa.Uuid),
     _created(),
     _updated(),
@@ -150,14 +158,14 @@ task_run = sa.Table(
     _fk("flow_run_id", "flow_run"),
     _fk("task_id", "task"),
     sa.Column("map_index", sa.Integer, nullable=False, default=-1),
-    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name", TEXT, nullable=False),
     *_run_state_columns(),
     sa.Column("run_count", sa.Integer, nullable=False, default=0),
     # The retry policy the run was created with: the task's row holds the latest declared,
     # and runs of another version of the code must not decide each other's retries.
     sa.Column("max_retries", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("retry_delay_seconds", sa.Float, nullable=False, default=0.0, server_default="0"),
-    sa.Column("cache_key", sa.Text),
+    sa.Column("cache_key", TEXT),
     sa.Column("start_time", Timestamp),
     sa.Column("end_time", Timestamp),
     sa.Column("heartbeat", Timestamp),
@@ -180,8 +188,33 @@ log = sa.Table(
     _fk("task_run_id", "task_run", nullable=True),
     sa.Column("timestamp", Timestamp, nullable=False, default=utcnow),
     sa.Column("level", sa.Integer, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("name", TEXT, nullable=False),
+    sa.Column("message", TEXT, nullable=False),
     sa.Index(None, "flow_run_id", "timestamp"),
     sa.Index(None, "task_run_id", "timestamp"),
+)
+
+# The keys clients authenticate with. Only a hash of each token is kept: a stolen copy of the
+# database lets nobody in. Not part of the read API (``info["private"]``): keys are managed
+# from the server's command line, which opens the database itself.
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    _id(),
+    sa.Column("name", TEXT, nullable=False),
+    sa.Column("scope", TEXT, nullable=False),
+    # sha256 of the token, hex: the token is 256 random bits, so no slow hash is needed.
+    sa.Column("token_hash", TEXT, nullable=False),
+    _created(),
+    sa.Column("revoked", Timestamp),
+    sa.UniqueConstraint("token_hash"),
+    # A name belongs to one live key at a time; a revoked key's name can be used again.
+    sa.Index(
+        "uq_api_key__name_live",
+        "name",
+        unique=True,
+        postgresql_where=sa.text("revoked IS NULL"),
+        sqlite_where=sa.text("revoked IS NULL"),
+    ),
+    info={"private": True},
 )

@@ -12,9 +12,27 @@ as in Hasura, and it never multiplies the outer rows the way a join would. Every
 gets its own alias, so ``task_run -> task -> task_runs`` correlates correctly.
 
 Empty forms follow the algebra: ``{}`` and ``_and: []`` match everything, ``_or: []`` and
-``_in: []`` match nothing, ``_nin: []`` matches everything. A null anywhere inside a filter is
-an error rather than "no condition": silently dropping a condition returns rows the caller
-meant to exclude.
+``_in: []`` match nothing, ``_nin: []`` matches everything (rows with a null too). A null
+anywhere inside a filter is an error rather than "no condition": silently dropping a condition
+returns rows the caller meant to exclude.
+
+Nulls follow SQL's three-valued logic, as in Hasura: a comparison with a null column is
+unknown, and so is its ``_not``, so neither matches the row. ``_is_null`` is the comparison
+for nulls; an empty ``_in`` is false and an empty ``_nin`` true even for them.
+
+Strings mean the same on PostgreSQL and SQLite, whatever the database's collation:
+
+- ``_in``/``_nin`` bind their list as one parameter (``_portable.in_values``): one statement
+  shape for any length, and no limit on it.
+- ``_gt``/``_gte``/``_lt``/``_lte`` and ``order_by`` compare strings by code point
+  (``_portable.code_points``), as SQLite and Python do; not by a language's collation.
+- ``_like`` is case-sensitive (SQLite's connections set ``case_sensitive_like``); ``%`` is any
+  run of characters, ``_`` one character, and ``\\`` makes the next one literal (``ESCAPE
+  '\\'`` on both: PostgreSQL's default, SQLite's none). A pattern ending in an unpaired ``\\``
+  is refused, as PostgreSQL refuses it (SQLite would match nothing).
+- ``_ilike`` folds ASCII letters only: ``A``-``Z`` match ``a``-``z``, and every other
+  character only itself (``É`` is not ``é``). That is all SQLite's ``lower()`` can do, so
+  PostgreSQL's ILIKE runs under ``COLLATE "C"``, which folds the same letters.
 """
 
 from __future__ import annotations
@@ -28,10 +46,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from backend.errors import InputError
-from backend.models.catalog import TABLES, Column, Relationship, TableInfo
+from backend.models._portable import ValueList, code_points, in_values
+from backend.models.catalog import TABLES, Column, Kind, Relationship, TableInfo
 
 Where = Mapping[str, Any]
 OrderBy = Sequence[Mapping[str, Any]]
+
+ESCAPE = "\\"
 
 _COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "_eq": lambda c, v: c == v,
@@ -40,12 +61,16 @@ _COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "_gte": lambda c, v: c >= v,
     "_lt": lambda c, v: c < v,
     "_lte": lambda c, v: c <= v,
-    "_in": lambda c, v: c.in_(v),
-    "_nin": lambda c, v: c.not_in(v),
+    "_in": lambda c, v: in_values(c, v),
+    "_nin": lambda c, v: in_values(c, v, negate=True),
     "_is_null": lambda c, v: c.is_(None) if v else c.is_not(None),
-    "_like": lambda c, v: c.like(v),
-    "_ilike": lambda c, v: c.ilike(v),
+    "_like": lambda c, v: c.like(v, escape=ESCAPE),
+    # SQLite: lower(c) LIKE lower(v); PostgreSQL: ILIKE, folding as lower() does under "C".
+    "_ilike": lambda c, v: code_points(c).ilike(v, escape=ESCAPE),
 }
+_RANGES = ("_gt", "_gte", "_lt", "_lte")
+_LISTS = ("_in", "_nin")
+_PATTERNS = ("_like", "_ilike")
 
 _DIRECTIONS = {
     "asc": (sa.asc, sa.nulls_last),
@@ -99,12 +124,38 @@ def _compare(
                 f"{table}.{column.name} {operator}: null is not a comparison; use"
                 " {_is_null: true} to match rows where the column is null."
             )
-        if operator in ("_in", "_nin"):
-            value = [bind(item, sql_column.type) for item in value]
+        if operator in _PATTERNS and column.kind is not Kind.STRING:
+            raise InputError(f"{table}.{column.name} is not a string; {operator} compares strings.")
+        target = sql_column
+        if operator in _RANGES and column.kind is Kind.STRING:
+            target = code_points(sql_column)
+        if operator in _LISTS:
+            value = bind(comparison_value(operator, value), ValueList(sql_column.type))
         elif operator != "_is_null":
-            value = bind(value, sql_column.type)
-        clauses.append(compare(sql_column, value))
+            value = bind(comparison_value(operator, value), sql_column.type)
+        clauses.append(compare(target, value))
     return clauses
+
+
+def comparison_value(operator: str, value: Any) -> Any:
+    """``value`` as ``operator`` binds it: a list for ``_in``/``_nin`` (one parameter), a
+    pattern checked for ``_like``/``_ilike``. A ``Param`` is returned as it is.
+
+    Raises:
+        InputError: a pattern ends in an unpaired ``\\`` (an escape with nothing to escape).
+    """
+    if isinstance(value, Param):
+        return value
+    if operator in _LISTS:
+        return list(value)
+    if operator in _PATTERNS and isinstance(value, str):
+        trailing = len(value) - len(value.rstrip(ESCAPE))
+        if trailing % 2:
+            raise InputError(
+                f"{operator} pattern {value!r} ends with an unpaired backslash, which escapes"
+                " nothing; write \\\\ for a literal backslash."
+            )
+    return value
 
 
 @dataclass(frozen=True)
@@ -142,9 +193,10 @@ def _exists(relationship: Relationship, source: FromClause, where: Where) -> Col
 def order_clauses(info: TableInfo, source: FromClause, order_by: OrderBy) -> list[Any]:
     """ORDER BY terms for ``order_by``, a list of ``{column: direction}`` objects.
 
-    Nulls are placed explicitly (last ascending, first descending, PostgreSQL's default) so
-    both databases return the same order. An object relationship orders by a column of the
-    related row, through a correlated scalar subquery that its primary key index serves.
+    Nulls are placed explicitly (last ascending, first descending, PostgreSQL's default) and
+    strings sort by code point, so both databases return the same order. An object
+    relationship orders by a column of the related row, through a correlated scalar subquery
+    that its primary key index serves.
     """
     terms: list[Any] = []
     for item in order_by:
@@ -152,7 +204,7 @@ def order_clauses(info: TableInfo, source: FromClause, order_by: OrderBy) -> lis
             if direction is None:
                 raise InputError(f"{info.name}_order_by.{key} is null; leave the field out.")
             if key in info.columns:
-                terms.append(_direction(direction)(source.c[key]))
+                terms.append(_direction(direction)(_orderable(info.columns[key], source.c[key])))
             elif key in info.relationships and not info.relationships[key].many:
                 terms.extend(_related_order(info.relationships[key], source, direction))
             else:
@@ -184,5 +236,10 @@ def _related_order(
                 f" {relationship.target}; got {column!r}: {direction!r}."
             )
         value = sa.select(target.c[column]).where(link).scalar_subquery()
-        terms.append(_direction(direction)(value))
+        terms.append(_direction(direction)(_orderable(target_info.columns[column], value)))
     return terms
+
+
+def _orderable(column: Column, value: Any) -> Any:
+    """``value`` (of ``column``) as ORDER BY sorts it: strings by code point everywhere."""
+    return code_points(value) if column.kind is Kind.STRING else value

@@ -111,6 +111,7 @@ def _build() -> dict[str, TableInfo]:
             columns={c.name: Column(c.name, _kind(c), bool(c.nullable)) for c in table.columns},
         )
         for name, table in tables.metadata.tables.items()
+        if not table.info.get("private")
     }
     for source, name, target, local, remote, many in _RELATIONSHIPS:
         catalog[source].relationships[name] = Relationship(

@@ -15,10 +15,12 @@ How each node becomes SQL (PostgreSQL spelling; SQLite uses json_object/json_gro
     Count  (SELECT count(*) FROM t WHERE <filter>)
 
 A list relationship is a correlated subquery per parent row, served by the foreign key's
-index, so nesting costs no extra statement. Filters, orderings and paging go through the
-executor path's own functions (``_filters``, ``reads._ordering``), so both paths pick the
-same rows in the same order; ``_Postgres``/``_Sqlite`` format every value exactly as the
-GraphQL executor does (dashed uuids, ``datetime.isoformat()`` timestamps, JSON booleans).
+index, so nesting costs no extra statement. A list without ``limit`` gets the server's
+default rows as its LIMIT (``Rows.cap``), after its ORDER BY when it has one. Filters,
+orderings and paging go through the executor path's own functions (``_filters``,
+``reads._ordering``), so both paths pick the same rows in the same order;
+``_Postgres``/``_Sqlite`` format every value exactly as the GraphQL executor does (dashed
+uuids, ``datetime.isoformat()`` timestamps, JSON booleans).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ async def read_json(conn: AsyncConnection, root: Obj) -> str:
 
     Raises:
         InputError: a filter, ordering or page is invalid (as the executor would say).
-        Unsupported: the tree cannot be one statement (an object of over 50 fields).
+        Unsupported: the tree cannot be one statement (an object of over 50 fields; on
+            SQLite, nesting deeper than its parser takes, from about five levels).
     """
     parameters = Parameters()
     shape = parameters.node(root)
@@ -74,7 +77,13 @@ async def read_json(conn: AsyncConnection, root: Obj) -> str:
         if len(_statements) >= CACHE_SIZE:
             del _statements[next(iter(_statements))]
         _statements[key] = statement
-    return str((await conn.execute(statement, parameters.values)).scalar_one())
+    try:
+        return str((await conn.execute(statement, parameters.values)).scalar_one())
+    except sa.exc.OperationalError as error:
+        # SQLite's parser has a fixed stack (YYSTACKDEPTH); the statement never ran.
+        if "parser stack overflow" in str(error.orig):
+            raise Unsupported("nesting deeper than SQLite's parser takes") from None
+        raise
 
 
 def _statement(root: Obj, dialect: str) -> sa.Select[Any]:
@@ -268,12 +277,16 @@ class _Compiler:
             inner = inner.where(table.c[node.via.remote] == parent.c[node.via.local])
             inner = inner.correlate(parent)
         ordering = _ordering(info, table, node.order_by, paged)
-        if ordering and (paged or not self.json.aggregate_order):
+        # A cap keeps the first rows of the ordering, when there is one, as a limit would.
+        capped = node.limit is None and node.cap is not None
+        if ordering and (paged or capped or not self.json.aggregate_order):
             inner = inner.order_by(*ordering)
         limit, offset = (
             None if value is None else bind(value, sa.Integer())
             for value in (node.limit, node.offset)
         )
+        if node.limit is None and node.cap is not None:
+            limit = _int(node.cap)  # the server's setting, not the client's: inlined
         rows = inner.limit(limit).offset(offset).subquery()
         joins: list[tuple[FromClause, ColumnElement[bool]]] = []
         item = self.object(node.fields, rows, info, joins)

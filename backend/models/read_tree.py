@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import InputError
-from backend.models._filters import OrderBy, Param, Where
+from backend.models._filters import OrderBy, Param, Where, comparison_value
 from backend.models.catalog import TABLES, Relationship, TableInfo
 from backend.models.reads import _check_page
 
@@ -78,7 +78,11 @@ class Obj:
 
 @dataclass(frozen=True)
 class Rows:
-    """A list of rows: a root list field, or a list relationship of the current row (``via``)."""
+    """A list of rows: a root list field, or a list relationship of the current row (``via``).
+
+    ``cap``: at most this many rows when there is no ``limit`` (the server's default rows). A
+    cap is not a page: it orders nothing that was not ordered, and it stays in the shape.
+    """
 
     table: str
     fields: Fields
@@ -87,6 +91,7 @@ class Rows:
     limit: int | Param | None = None
     offset: int | Param | None = None
     via: Relationship | None = None
+    cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,8 @@ Fields = tuple[tuple[str, Node], ...]
 class Parameters:
     """Takes the values out of a tree: each becomes a ``Param``, its value kept here.
 
-    What decides the SQL stays in the shape: columns, operators, list lengths, which
-    arguments are given, and nulls (which ``where_clause`` refuses when it builds).
+    What decides the SQL stays in the shape: columns, operators, which arguments are
+    given, and nulls (which ``where_clause`` refuses when it builds).
     """
 
     def __init__(self) -> None:
@@ -173,6 +178,5 @@ class Parameters:
     def comparison(self, operator: str, value: Any) -> Any:
         if operator == "_is_null" or value is None:
             return value  # part of the SQL, not a value in it
-        if operator in ("_in", "_nin") and isinstance(value, list):
-            return [self.param(item) for item in value]
-        return self.param(value)
+        # An _in list is one parameter too: the shape is the same whatever its length.
+        return self.param(comparison_value(operator, value))

@@ -18,6 +18,7 @@ from sqlalchemy.sql.expression import FromClause, Select
 
 from backend.errors import InputError
 from backend.models._filters import OrderBy, Where, order_clauses, where_clause
+from backend.models._portable import in_values
 from backend.models.catalog import TABLES, Relationship, TableInfo
 
 
@@ -105,7 +106,7 @@ async def load_related(
     _check_page(limit, offset)
     table = info.table
     link = table.c[relationship.remote]
-    statement = _select(info, where).where(link.in_(keys))
+    statement = _select(info, where).where(in_values(link, keys))  # any number of parents
     paged = limit is not None or offset is not None
     ordering = _ordering(info, table, order_by, paged)
     if paged:

@@ -12,7 +12,8 @@ Serialized form (what the API sends and stores)::
      "timestamp": "2021-05-12T18:00:01.696849+00:00",
      "result": {"location": "file:///...", "serializer": "pickle"}, "details": {}}
 
-``result`` is a reference to data on the user's storage, never the data itself.
+``result`` is a reference to data on the user's storage, never the data itself: exactly a
+non-empty ``location`` of at most ``MAX_LOCATION_CHARS`` and one of ``RESULT_SERIALIZERS``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ DEFAULT_NAMES: dict[StateType, str] = {
 }
 
 _FIELDS = {"type", "name", "message", "timestamp", "result", "details"}
+# The serializers the SDK reads results with (sdk/results/serializers.py; the server does not
+# import the SDK). A reference naming another is a mistake no reader could load.
+RESULT_SERIALIZERS = frozenset({"pickle", "cloudpickle", "json"})
+# A result location is a path or URL: the longest path Linux opens is 4,096 bytes.
+MAX_LOCATION_CHARS = 4096
 # A proposed state, as JSON, may be this large: a state is a few hundred bytes; a message
 # holding a whole log file belongs in the logs.
 MAX_STATE_BYTES = 1_000_000
@@ -171,6 +177,28 @@ class ResultRef:
             raise InputError(f"result serializer {serializer!r} is not a non-empty string.")
         return cls(location, serializer)
 
+    @classmethod
+    def propose(cls, data: Any) -> ResultRef:
+        """A reference a proposed state carries: ``parse``, and within the limits.
+
+        Stored references are read with ``parse`` alone, so one stored before a limit
+        existed still reads.
+        """
+        ref = cls.parse(data)
+        if not ref.location.strip():
+            raise InputError(f"result location {ref.location!r} is blank; expected a path or URL.")
+        if len(ref.location) > MAX_LOCATION_CHARS:
+            raise InputError(
+                f"result location {_shorten(ref.location)} is {len(ref.location):,} characters,"
+                f" over the limit of {MAX_LOCATION_CHARS:,}; expected a path or URL."
+            )
+        if ref.serializer not in RESULT_SERIALIZERS:
+            raise InputError(
+                f"result serializer {_shorten(ref.serializer)} is not a serializer; expected"
+                f" one of {sorted(RESULT_SERIALIZERS)}."
+            )
+        return ref
+
     def serialize(self) -> dict[str, str]:
         return {"location": self.location, "serializer": self.serializer}
 
@@ -240,7 +268,7 @@ class State:
             name=name,
             timestamp=now,
             message=message,
-            result=None if result is None else ResultRef.parse(result),
+            result=None if result is None else ResultRef.propose(result),
             details=dict(details),
         )
 

@@ -2,8 +2,8 @@
 
 Inspecting commands talk to the server at ``RUNVIEW_API_URL``, or, with it unset, to the
 embedded database (``RUNVIEW_HOME``, ``RUNVIEW_DATABASE_URL``), as the SDK does. Server-side
-commands (``server``, ``db``, ``schema``) import ``backend`` inside the command, so the rest
-of the command line never loads the server.
+commands (``server``, ``db``, ``schema``, ``api-key``) import ``backend`` inside the command,
+so the rest of the command line never loads the server.
 
 Errors are one line on stderr and exit code 1 (2 for a usage error), never a traceback:
 ``RUNVIEW_DEBUG=1`` shows the traceback of an unexpected one.
@@ -17,7 +17,7 @@ import sys
 
 import typer
 
-from sdk.cli import agent, flow_runs, flows, register, server, task_runs
+from sdk.cli import agent, api_keys, flow_runs, flows, register, server, task_runs
 from sdk.exceptions import RunviewError
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app.add_typer(agent.agent_app, name="agent")
 app.add_typer(server.server_app, name="server")
 app.add_typer(server.db_app, name="db")
 app.add_typer(server.schema_app, name="schema")
+app.add_typer(api_keys.api_key_app, name="api-key")
 
 
 def _fail(message: str, code: int) -> None:

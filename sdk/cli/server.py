@@ -31,19 +31,47 @@ def start(
     host: Annotated[str, typer.Option(envvar="RUNVIEW_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="RUNVIEW_PORT")] = 4200,
     database_url: DatabaseUrl = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve a non-loopback host without API keys: anyone who reaches it can do"
+            " anything.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the GraphQL API and its playground."""
+    """Serve the GraphQL API and its playground.
+
+    On a loopback host auth is off unless RUNVIEW_AUTH=required. Any other host needs
+    RUNVIEW_AUTH=required (and keys from `runview api-key create`), or --insecure.
+    """
     import uvicorn
 
     from backend.app import create_app
-    from backend.settings import Settings
+    from backend.settings import Settings, is_loopback
 
     settings = Settings(host=host, port=port, database_url=database_url)
+    if settings.auth != "required" and not is_loopback(host):
+        if insecure:
+            settings.auth = "off"
+        else:
+            raise InvalidInput(
+                f"Refusing to serve {host!r} without API keys: anyone who reaches it could"
+                " read, change and delete every run. Set RUNVIEW_AUTH=required and make keys"
+                " with `runview api-key create NAME --scope read|write|admin`, or pass"
+                " --insecure."
+            )
     url = settings.resolved_database_url
     asyncio.run(_reachable(url, migrated=not settings.should_upgrade_on_start))
     console.print(f"runview server on {_redact(settings.resolved_database_url)}")
     console.print(f"GraphQL playground: [bold]http://{host}:{port}/graphql[/bold]")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if settings.auth_required:
+        console.print("API keys required (RUNVIEW_AUTH=required).")
+    elif not is_loopback(host):
+        console.print("[bold red]WARNING[/bold red]: no API keys on a non-loopback host.")
+    from backend.api.errors import log_config
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config())
 
 
 @db_app.command("upgrade")

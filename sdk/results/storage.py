@@ -5,6 +5,9 @@ The SDK writes a result to a location made from a template and reports only
 ``$RUNVIEW_HOME/results``) or any URL fsspec knows: ``s3://``, ``gs://``, ``memory://``...
 when the matching package (s3fs, gcsfs) is installed. Credentials and endpoints come from
 the usual places (environment, fsspec configuration), never from the backend.
+
+Every read checks first that the result may be loaded at all: pickle and cloudpickle only
+from a trusted root (``sdk.results.trust``), json from anywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sdk.exceptions import (
     ResultUnreadable,
 )
 from sdk.results.serializers import get_serializer
+from sdk.results.trust import check_trusted, trust_storage
 from sdk.settings import SDKSettings
 
 TEMPLATE_FIELDS = ("flow_run_id", "task_run_id", "task_slug", "map_index", "flow_name")
@@ -81,6 +85,7 @@ class ResultStorage:
                 f" {list(TEMPLATE_FIELDS)}."
             )
         self.serializer = get_serializer(serializer)
+        trust_storage(self.template)  # what this process writes, it may read back
 
     def location(self, **fields: Any) -> str:
         return self.template.format(**{name: fields.get(name, "") for name in TEMPLATE_FIELDS})
@@ -104,9 +109,13 @@ def read_result(ref: ResultRef) -> Any:
     """Load the value stored at ``ref``.
 
     Raises:
+        InvalidInput: ``ref`` names no serializer the SDK has.
+        ResultNotTrusted: It is pickle or cloudpickle, at a location under no trusted root
+            (nothing is read).
         ResultNotFound: Nothing is stored at the location.
         ResultUnreadable: The stored bytes do not deserialize.
     """
+    _check([ref])
     try:
         with fsspec.open(ref.location, "rb") as file:
             data = file.read()
@@ -121,8 +130,10 @@ def read_results(refs: Sequence[ResultRef]) -> list[Any]:
     Local files are read in one loop; other filesystems get one ``cat_ranges`` call, in which
     an async filesystem (s3fs, gcsfs) fetches concurrently in batches. A thread and an
     ``fsspec.open`` per file cost 5 to 10 times more for a mapped parent's 10,000 small
-    files (bench B4).
+    files (bench B4). Every reference is checked before any file is read (see
+    ``read_result`` for the errors).
     """
+    _check(refs)
     data: list[Any] = [None] * len(refs)
     groups: dict[str | None, list[int]] = {}
     for index, ref in enumerate(refs):
@@ -143,6 +154,14 @@ def read_results(refs: Sequence[ResultRef]) -> list[Any]:
         for index, content in zip(indexes, contents, strict=True):
             data[index] = content
     return [_loaded(ref, content) for ref, content in zip(refs, data, strict=True)]
+
+
+def _check(refs: Sequence[ResultRef]) -> None:
+    """Refuse what may not be read, before anything is: an unknown serializer, or one that
+    runs code at a location under no trusted root."""
+    for ref in refs:
+        get_serializer(ref.serializer)
+    check_trusted(refs)
 
 
 def _is_local(location: str) -> bool:

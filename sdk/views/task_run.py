@@ -170,6 +170,8 @@ class TaskRunView:
         Raises:
             RunNotFinished: The task run (or a mapped child) has not finished.
             NoResultLocation: It finished without a result (it failed, for example).
+            ResultNotTrusted: A pickle or cloudpickle result is under no trusted result root
+                (``RUNVIEW_TRUSTED_RESULT_ROOTS``); nothing was read.
             ResultNotFound, ResultUnreadable: The stored result cannot be read.
         """
         if self._result.value is NOT_LOADED:

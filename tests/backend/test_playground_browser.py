@@ -2,7 +2,8 @@
 every request that is not for the loopback server is refused and fails the test.
 
 It loads /graphql over a recorded flow run, runs the default query, reads the answer in the
-result pane, then sends an Authorization header typed in the headers editor. SQLite only: the
+result pane, then sends an Authorization header typed in the headers editor; and, on a server
+that requires keys, gets a 401 until the key is typed there. SQLite only: the
 page is the same over either database. The screenshot is left at ``tmp_path/playground.png``.
 """
 
@@ -18,7 +19,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Route, expect, sync_playwright
 
-from tests.conftest import DatabaseFactory, Server
+from backend.database.engine import Database
+from backend.models import api_keys
+from tests.conftest import DatabaseFactory, Server, run
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -187,3 +190,62 @@ def test_the_playground_runs_the_default_query_offline(
     assert refused == [], refused
     assert failures == [], failures
     assert (tmp_path / "playground.png").stat().st_size > 10_000
+
+
+@pytest.fixture
+def keyed(databases: DatabaseFactory) -> Iterator[tuple[Server, str, dict[str, str]]]:
+    """A server requiring keys over a flow run with one task run; a read key; the ids."""
+    url = databases.new("sqlite")
+
+    async def make_key() -> str:
+        db = Database(url)
+        try:
+            async with db.begin() as conn:
+                return (await api_keys.create_api_key(conn, "browser", "read"))[1]
+        finally:
+            await db.dispose()
+
+    token = run(make_key())
+    # Recorded with auth off, then served with it required.
+    with_data = Server(url).start()
+    with_data.data('mutation { create_flow(input: {name: "hello"}) { id } }')
+    flow_run = with_data.data('mutation { create_flow_run(input: {flow_name: "hello"}) { id } }')
+    flow_run_id = flow_run["create_flow_run"]["id"]
+    task = with_data.data(TASK_RUN, {"input": {"flow_run_id": flow_run_id, "task_slug": "greet-1"}})
+    with_data.stop()
+    server = Server(url).start(auth="required")
+    yield server, token, {"flow_run": flow_run_id, "task_run": task["get_or_create_task_run"]["id"]}
+    server.stop()
+
+
+def test_the_playground_works_with_a_key(
+    keyed: tuple[Server, str, dict[str, str]],
+    offline_page: tuple[Page, list[str], list[str]],
+) -> None:
+    server, token, ids = keyed
+    browser_page, refused, failures = offline_page
+
+    browser_page.goto(f"{server.url}/graphql")
+    execute = browser_page.get_by_role("button", name="Execute query (Ctrl-Enter)")
+    expect(execute).to_be_visible(timeout=30_000)
+    query_editor = browser_page.locator(".graphiql-query-editor")
+    expect(query_editor).to_contain_text("requires an API key")
+    assert ids["flow_run"] not in (query_editor.text_content() or "")  # served to anyone
+
+    result = browser_page.locator(RESULT)
+    with browser_page.expect_response(lambda r: _graphql_posts(r.request)) as refusal:
+        execute.click()
+    assert refusal.value.status == 401
+    expect(result).to_contain_text("UNAUTHENTICATED", timeout=30_000)
+
+    browser_page.get_by_role("button", name="Headers", exact=True).click()
+    browser_page.locator(HEADERS_EDITOR).click()
+    browser_page.keyboard.press("Control+A")
+    browser_page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {token}"}))
+    execute.click()
+    expect(result).to_contain_text(ids["task_run"], timeout=30_000)
+    expect(result).to_contain_text('"slug": "greet-1"')
+
+    assert refused == [], refused
+    # The 401 is a failed resource load in the console; anything else is a page failure.
+    assert [f for f in failures if "401" not in f] == [], failures

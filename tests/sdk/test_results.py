@@ -73,7 +73,10 @@ def test_local_results_make_their_directories_and_take_file_urls(tmp_path: Path)
         blocked.write(1, task_run_id="r")
 
 
-def test_missing_and_unreadable_results_name_their_location(tmp_path: Path) -> None:
+def test_missing_and_unreadable_results_name_their_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNVIEW_TRUSTED_RESULT_ROOTS", str(tmp_path))  # no storage wrote here
     missing = ResultRef(str(tmp_path / "nothing-here"), "pickle")
     with pytest.raises(ResultNotFound, match=f"No result is stored at {missing.location!r}"):
         read_result(missing)

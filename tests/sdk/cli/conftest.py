@@ -149,6 +149,8 @@ def _cli(mode: str, backend: str, databases: DatabaseFactory, tmp: Path) -> Iter
     client = Client(f"{server.url}/graphql")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNVIEW_")}
     env["RUNVIEW_HOME"] = str(tmp / "home")
+    # The default results directory (agents write there), and where run_flow writes.
+    env["RUNVIEW_TRUSTED_RESULT_ROOTS"] = f"{tmp / 'home' / 'results'},{tmp / 'results'}"
     if mode == "server":
         env["RUNVIEW_API_URL"] = f"{server.url}/graphql"
     else:
