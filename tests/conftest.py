@@ -11,6 +11,7 @@ connect to while creating the others).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
@@ -58,6 +59,9 @@ class DatabaseFactory:
         self.created: list[str] = []
         self._pg_template: str | None = None
         self._sqlite_template: Path | None = None
+        self._postgres_names: list[str] = []
+        self._dropper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="drop")
+        self._dropping: list[concurrent.futures.Future[None]] = []
 
     def _admin(self) -> psycopg.Connection[Any]:
         conninfo = make_url(ADMIN_URL).set(drivername="postgresql")
@@ -76,6 +80,7 @@ class DatabaseFactory:
         template = f" TEMPLATE {self._postgres()}" if migrated else ""
         with self._admin() as admin:
             admin.execute(f"CREATE DATABASE {name}{template}")
+        self._postgres_names.append(name)
         return self._pg_url(name)
 
     def _sqlite(self) -> Path:
@@ -98,13 +103,49 @@ class DatabaseFactory:
             self._pg_template = name
         return self._pg_template
 
+    def release(self, url: str) -> None:
+        """Drop the PostgreSQL database of ``url`` in the background: the next tests run
+        meanwhile, instead of every drop waiting for the end of the session."""
+        name = make_url(url).database
+        if url.startswith("postgresql") and name in self._postgres_names:
+            self._postgres_names.remove(name)
+            self._dropping.append(self._dropper.submit(self._drop, [name]))
+
     def drop_all(self) -> None:
-        names = [n for n in self.created if not n.endswith(".db")]
+        self._dropper.shutdown(wait=True)
+        for dropped in self._dropping:
+            dropped.result()  # a drop that failed fails the session
+        names = list(self._postgres_names)
         if self._pg_template:
             names.append(self._pg_template)
+        self._drop(names)
+
+    def _drop(self, names: list[str]) -> None:
         with self._admin() as admin:
             for name in names:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# The modules whose tests take longest (agents running real processes, the CLI's
+# subprocesses, 10,000-item maps, server restarts) run first: parallel workers then finish
+# together instead of one of them ending alone on a 90 s test.
+SLOW_FIRST = (
+    "tests/sdk/test_agent_isolation.py",
+    "tests/sdk/cli/",
+    "tests/sdk/test_scale.py",
+    "tests/sdk/test_server_restart.py",
+    "tests/sdk/test_agent.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)),
+            len(SLOW_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: each module keeps its order, and stays in one piece
 
 
 @pytest.fixture(autouse=True)
@@ -136,9 +177,11 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, databases: DatabaseFactory) -> str:
+def database_url(request: pytest.FixtureRequest, databases: DatabaseFactory) -> Iterator[str]:
     """A fresh, migrated database for this test, on each backend."""
-    return databases.new(request.param)
+    url = databases.new(request.param)
+    yield url
+    databases.release(url)
 
 
 @pytest.fixture

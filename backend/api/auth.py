@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from backend import models
+from backend.api.errors import error_response, unavailable_response
 from backend.models import api_keys
 from backend.settings import Settings
 
@@ -113,11 +114,11 @@ class Gate:
         if host is not None and host in self.allowed_hosts:
             return None
         return error_response(
-            400,
-            "BAD_HOST",
             f"This server does not answer to the Host {host_header!r}: expected one of"
             f" {', '.join(sorted(self.allowed_hosts))} (set RUNVIEW_ALLOWED_HOSTS to add the"
             " names clients use).",
+            400,
+            "BAD_HOST",
         )
 
     async def _authenticate(
@@ -136,7 +137,10 @@ class Gate:
             return None, unauthenticated(
                 f"The Authorization header {_clip(header)!r} is not `Bearer <key>`."
             )
-        access = await self.keys.find(scope["app"].state.db, token)
+        try:
+            access = await self.keys.find(scope["app"].state.db, token)
+        except ConnectionError:  # the database is down: 503, so clients retry
+            return None, unavailable_response()
         if access is None:
             return None, unauthenticated(f"The API key {_clip(token)!r} is unknown or revoked.")
         return access, None
@@ -229,17 +233,10 @@ def _refusal(message: str, code: str) -> ExecutionResult:
     return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
-def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    """A GraphQL-shaped refusal: an error with its code, and no data."""
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]},
-        status_code=status,
-        headers=headers,
-    )
-
-
 def unauthenticated(message: str) -> JSONResponse:
-    return error_response(401, UNAUTHENTICATED, message, **{"www-authenticate": "Bearer"})
+    response = error_response(message, 401, UNAUTHENTICATED)
+    response.headers["www-authenticate"] = "Bearer"
+    return response
 
 
 def status_of(response_data: Any) -> int | None:

@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 from backend.database.engine import Database
 from backend.database.tables import metadata
 from backend.models import api_keys
-from tests.conftest import BACKENDS, DatabaseFactory, Server, run
+from tests.conftest import BACKENDS, DatabaseFactory, Server, run, unused_port
 
 SCOPES = ("read", "write", "admin")
 
@@ -418,5 +418,22 @@ def test_auth_is_off_on_loopback_unless_required(databases: DatabaseFactory) -> 
     server = Server(databases.new("sqlite")).start()
     try:
         assert server.data("{ flow { id } }") == {"flow": []}
+    finally:
+        server.stop()
+
+
+def test_a_key_cannot_be_checked_while_the_database_is_down() -> None:
+    """No database to look the key up in: 503 with Retry-After, as every other request."""
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/none"
+    server = Server(nowhere).start(auth="required", upgrade_on_start=False)
+    try:
+        response = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": "{ flow { id } }"},
+            headers={"authorization": "Bearer rv_some-key"},
+            timeout=30,
+        )
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"]
     finally:
         server.stop()
