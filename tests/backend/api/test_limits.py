@@ -329,12 +329,15 @@ class Watch(threading.Thread):
             gc.unfreeze()
 
     def assert_responsive(self) -> None:
-        """Every /health answered 200, none more than 100 ms slower than the baseline's
-        slowest, while the query ran."""
-        during = self.latencies[self.measured]
+        """Every /health answered 200 while the query ran: nine in ten within 100 ms of the
+        baseline's slowest, and every one within 500 ms. A loop held by the query would
+        hold every /health asked meanwhile, for most of the query's second or more; one
+        late answer is the scheduler of a busy 2-core box."""
+        during = sorted(self.latencies[self.measured])
         assert self.statuses == {200}, self.statuses
         assert self.baseline and len(during) >= 2, (self.baseline, during)
-        assert max(during) < 0.1 + max(self.baseline), (self.baseline, during)
+        assert during[int(len(during) * 0.9)] < 0.1 + max(self.baseline), (self.baseline, during)
+        assert during[-1] < 0.5, (self.baseline, during)
 
     @property
     def growth(self) -> int:
