@@ -8,8 +8,6 @@ keys none.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import time
 import uuid
@@ -18,14 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from backend.database.engine import Database
-from backend.database.tables import metadata
 from backend.models import api_keys
 from tests.conftest import BACKENDS, DatabaseFactory, Server, run, unused_port
+from tests.snapshot import Snapshot
 
 SCOPES = ("read", "write", "admin")
 
@@ -70,24 +67,13 @@ def secured(request: pytest.FixtureRequest, databases: DatabaseFactory) -> Itera
     server.stop()
 
 
-def fingerprint(url: str) -> str:
-    """A hash of every row of every table: equal before and after means nothing changed."""
-
-    async def read() -> str:
-        db = Database(url)
-        digest = hashlib.sha256()
-        try:
-            async with db.connect() as conn:
-                for table in metadata.sorted_tables:
-                    rows = (await conn.execute(sa.select(table))).all()
-                    digest.update(table.name.encode())
-                    for row in sorted(repr(tuple(r)) for r in rows):
-                        digest.update(row.encode())
-        finally:
-            await db.dispose()
-        return digest.hexdigest()
-
-    return asyncio.run(read())
+def fingerprint(url: str) -> dict[str, tuple[int, str]]:
+    """Every table's row count and a hash of its rows."""
+    snapshot = Snapshot(url)
+    try:
+        return snapshot()
+    finally:
+        snapshot.engine.dispose()
 
 
 def _flow_run(secured: Secured) -> dict[str, Any]:

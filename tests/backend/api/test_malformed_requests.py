@@ -9,7 +9,6 @@ a hash of every row, read straight from the database before and after.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -23,12 +22,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from backend.api.errors import bounded_formatter, log_config
-from backend.database import tables
 from tests.conftest import Server, run, seed_database
+from tests.snapshot import Snapshot, sync_url
 
 # Placeholders a case's body may hold, replaced by ids of the seeded dataset.
 IDS = {"<busy>": lambda data: str(data.flow_runs["busy"].id)}
@@ -559,30 +557,6 @@ CASES = [
 ]
 
 
-def _sync_url(url: str) -> str:
-    """The test database's URL for a plain (synchronous) SQLAlchemy engine."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        parsed = parsed.set(drivername="sqlite")
-    return parsed.render_as_string(hide_password=False)
-
-
-class Snapshot:
-    """Reads every table straight from the database: its row count and a hash of its rows."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(_sync_url(url), poolclass=NullPool)
-
-    def __call__(self) -> dict[str, tuple[int, str]]:
-        state = {}
-        with self.engine.connect() as conn:
-            for table in tables.metadata.sorted_tables:
-                rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
-                digest = hashlib.sha256(repr([tuple(row) for row in rows]).encode()).hexdigest()
-                state[table.name] = (len(rows), digest)
-        return state
-
-
 @pytest.fixture(scope="module")
 def corpus_server(seeded: Any) -> Iterator[tuple[Server, Any, Snapshot]]:
     server, data = seeded
@@ -720,7 +694,7 @@ def test_a_server_fault_logs_its_traceback_once_without_sql_parameters(
     """A column gone from under the server: the client gets "Unexpected error." with the
     request id; the log has the traceback once, marked with that id, and not the value the
     client sent (SQL parameters are hidden)."""
-    engine = sa.create_engine(_sync_url(server.database_url), poolclass=NullPool)
+    engine = sa.create_engine(sync_url(server.database_url), poolclass=NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE flow RENAME COLUMN description TO gone"))
     engine.dispose()
