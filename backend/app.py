@@ -21,16 +21,18 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from backend import playground
 from backend.api import auth
 from backend.api.compiled import CompiledReads
 from backend.api.compiled_states import CompiledStates
 from backend.api.context import Context
-from backend.api.endpoint import Compiled, GraphQLEndpoint
+from backend.api.endpoint import Checkpoint, Compiled, GraphQLEndpoint
 from backend.api.errors import RETRY_AFTER_SECONDS, answers_unavailable, unavailable_response
 from backend.api.limits import Limits
 from backend.api.schema import schema
+from backend.api.websocket import TransportWSHandler
 from backend.database import migrate
 from backend.database.engine import Database, DatabaseUnavailable
 from backend.services import run_forever
@@ -40,10 +42,18 @@ logger = logging.getLogger("runview.server")
 
 
 class _GraphQL(GraphQL[Context, None]):
+    # graphql-transport-ws only: the legacy graphql-ws protocol would skip the checkpoint.
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, keys: auth.KeyCache, auth_required: bool) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
         self.keys = keys
         self.auth_required = auth_required
+        self.checkpoint = Checkpoint(schema._schema)  # shared with the HTTP endpoint
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         access = getattr(request.state, "access", None)
@@ -145,7 +155,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/", home),
             Route("/health", health),
-            Route("/graphql", GraphQLEndpoint(graphql, compiled), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                GraphQLEndpoint(graphql, compiled, checkpoint=graphql.checkpoint),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", graphql),
             Route(f"{playground.PREFIX}/{{path:path}}", playground.Assets()),
         ],

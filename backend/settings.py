@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # The most rows one chain of nested lists may return: the product of their limits
     # (default_rows where none is given). Three nested lists at the default pass, four do not.
     max_cost: int = 10**15
+    # The most rows one answer of the executor may hold, counted as its list fields answer:
+    # it builds an object of every row in the event loop, some 50,000 a second, so this is
+    # a few seconds of one core. (The compiled path's answer is built by the database, under
+    # the statement timeout; the SDK's reads take that path.)
+    max_answer_rows: int = 200_000
     # Items in any other input list (`_in`, `_nin`, `_or`, order_by, ...).
     max_list_items: int = 100_000
     max_states_per_request: int = 10_000

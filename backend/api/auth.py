@@ -46,7 +46,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from backend import models
-from backend.api.errors import error_response, unavailable_response
+from backend.api.errors import (
+    REQUEST_ID,
+    Answering,
+    error_response,
+    request_id_of,
+    unavailable_response,
+)
 from backend.models import api_keys
 from backend.settings import Settings
 
@@ -99,13 +105,17 @@ class Gate:
             if self.required:
                 access, refusal = await self._authenticate(scope, headers)
             scope.setdefault("state", {})["access"] = access
-        if refusal is not None:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4403, "reason": "Forbidden"})
-            else:
-                await refusal(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4403, "reason": "Forbidden"})
+        else:  # the id the endpoint would have given it, in the header, errors and log line
+            request_id = request_id_of(scope)
+            token = REQUEST_ID.set(request_id)
+            try:
+                await Answering(send, request_id).respond(refusal, scope)
+            finally:
+                REQUEST_ID.reset(token)
 
     def _refuse_host(self, host_header: str | None) -> JSONResponse | None:
         if "*" in self.allowed_hosts:

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 
 from backend import models
@@ -30,6 +31,10 @@ class Context:
     # connection_init payload (which Strawberry puts in connection_params) shows a key.
     access: Access | None = OPEN
     connection_params: Any = None
+    # Rows the executor's list fields have answered so far, and the error once that is
+    # over the request's budget (backend.api.limits.answered).
+    answer_rows: int = 0
+    over_budget: GraphQLError | None = None
     _loaders: dict[Hashable, DataLoader[Any, list[Any]]] = field(default_factory=dict)
 
     async def related(self, relationship: Relationship, key: Any, **arguments: Any) -> list[Any]:

@@ -73,12 +73,12 @@ class GraphQLEndpoint:
         self,
         graphql: ASGIApp,
         compiled: Sequence[Compiled] = (),
-        schema: GraphQLSchema | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.graphql = graphql
         self.compiled = compiled
-        # The view's own schema unless told: the checkpoint judges by the types it executes.
-        self.checkpoint = Checkpoint(schema or graphql.schema._schema)  # type: ignore[attr-defined]
+        # The view's schema unless told: the checkpoint judges by the types it executes.
+        self.checkpoint = checkpoint or Checkpoint(graphql.schema._schema)  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,11 +188,18 @@ class Checkpoint:
 
     def refusal(self, payload: Any) -> Response | None:
         """The answer refusing ``payload`` (the decoded body), or ``None``: pass it on."""
+        problem = self.problem(payload)
+        return None if problem is None else error_response(*problem)
+
+    def problem(self, payload: Any) -> tuple[str, int] | None:
+        """What is wrong with ``payload`` (a decoded request, or a WebSocket's subscribe
+        payload) and the HTTP status that says so; ``None``: nothing this checkpoint sees."""
         if not isinstance(payload, dict):
             kind = "array (batching is off)" if isinstance(payload, list) else _json_kind(payload)
-            return error_response(
+            return (
                 f"The request body is a JSON {kind}, {_json_shown(payload)}; expected an"
-                f" object such as {_EXAMPLE}."
+                f" object such as {_EXAMPLE}.",
+                400,
             )
         query, variables = payload.get("query"), payload.get("variables")
         name = payload.get("operationName")
@@ -204,25 +211,24 @@ class Checkpoint:
         ):
             if not isinstance(value, kinds):
                 got = "missing" if key not in payload else _json_shown(value)
-                return error_response(f"The request's {key} is {got}; expected {wanted}.")
+                return f"The request's {key} is {got}; expected {wanted}.", 400
         if not query:
-            return error_response("The request's query is empty; expected a GraphQL document.")
+            return "The request's query is empty; expected a GraphQL document.", 400
         too_deep = scalars.too_deep(variables or {})
         if too_deep is not None:
-            return error_response(
+            return (
                 f"variable ${too_deep} is nested more than {MAX_NESTING} levels deep (objects"
-                f" and lists within each other); expected at most {MAX_NESTING}."
+                f" and lists within each other); expected at most {MAX_NESTING}.",
+                400,
             )
         document = self._document(query)
         if document.operations is None:
             return None  # a syntax error: Strawberry words it
         operation = _chosen(document.operations, name)
         if isinstance(operation, str):
-            return error_response(operation)
+            return operation, 400
         problem = document.problem or self._variables_problem(operation, variables or {})
-        if problem is not None:
-            return error_response(problem, status=200)
-        return None
+        return None if problem is None else (problem, 200)
 
     def refusal_over_get(self, payload: dict[str, Any]) -> Response | None:
         """A mutation sent with GET (which caches and prefetchers may send again): 405."""

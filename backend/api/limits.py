@@ -14,6 +14,9 @@ lengths, rows,      graphql-core coerces them (100,000 proposals are refused wit
 cost                seconds their coercion takes) and so before any SQL
 statement timeout   the database stops the statement (``backend.database.engine``); the
                     request is answered LIMIT_EXCEEDED and never retried another way
+answer rows         ``answered``, as the executor's list fields answer: the rows it would
+                    build objects of in the event loop (the cost cannot see rows fetched
+                    once and answered under each of thousands of parents)
 ==================  ========================================================================
 
 The compiled read path (``backend.api.compiled``) calls both checks itself and raises the
@@ -54,7 +57,6 @@ from graphql import (
     ListValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
-    OperationType,
     SelectionSetNode,
     ValueNode,
     VariableNode,
@@ -64,6 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from backend.settings import Settings
 
@@ -91,6 +94,7 @@ class Limits:
     default_rows: int
     max_rows: int
     max_cost: int
+    max_answer_rows: int
     max_list_items: int
     max_states_per_request: int
     max_logs_per_request: int
@@ -167,13 +171,30 @@ def is_limit_error(error: GraphQLError) -> bool:
     return isinstance(error, LimitExceeded) or isinstance(error.original_error, TimeoutError)
 
 
-def truncated(context: Any, rows: list[_Row], limit: int | None) -> list[_Row]:
-    """``rows`` cut to the default number of rows when the list field has no ``limit``
-    (the executor's side of ``default_rows``; the compiled path cuts them in SQL)."""
+def answered(context: Any, rows: list[_Row], limit: int | None) -> list[_Row]:
+    """The executor's side of the row limits, for the rows one list field answers.
+
+    ``rows`` are cut to ``default_rows`` when the field has no ``limit`` (the compiled path
+    cuts them in SQL), then counted against the request's ``max_answer_rows``: the executor
+    builds an object of every row in the event loop, so rows it only fetched once can still
+    make an answer of millions (every task run, each with every task run of its flow run).
+    Past the budget every list answers empty, which costs nothing, and ``LimitsExtension``
+    answers the request with ``context.over_budget`` and no data. (Raising here instead
+    would have graphql-core locate and collect an error for each of thousands of lists.)
+    """
     limits = limits_of(context)
-    if limit is not None or limits is None or len(rows) <= limits.default_rows:
+    if limits is None:
         return rows
-    return rows[: limits.default_rows]
+    if limit is None and len(rows) > limits.default_rows:
+        rows = rows[: limits.default_rows]
+    context.answer_rows += len(rows)
+    if context.answer_rows <= limits.max_answer_rows:
+        return rows
+    if context.over_budget is None:
+        what = f"An answer of more than {limits.max_answer_rows} rows"
+        advice = "ask for fewer rows (limit, where) or fewer nested lists"
+        context.over_budget = _over("max_answer_rows", limits.max_answer_rows, what, advice)
+    return []
 
 
 def limit_body(scope: Scope, receive: Receive) -> Receive:
@@ -292,15 +313,20 @@ class LimitsExtension(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None) or []
-        timeouts = [e for e in errors if isinstance(e.original_error, TimeoutError)]
-        if not timeouts:
+        if result is None:
             return
-        limits = limits_of(self.execution_context.context)
-        first = statement_timeout(limits, timeouts[0].original_error)
-        others = [e for e in errors if not isinstance(e.original_error, TimeoutError)]
-        result.errors = [first, *others]  # type: ignore[union-attr]
-        if self.execution_context.operation_type is OperationType.QUERY:
+        errors = list(result.errors or [])
+        timeouts = [e for e in errors if isinstance(e.original_error, TimeoutError)]
+        over_budget = getattr(self.execution_context.context, "over_budget", None)
+        if over_budget is not None:
+            first: GraphQLError = over_budget
+        elif timeouts:
+            limits = limits_of(self.execution_context.context)
+            first = statement_timeout(limits, timeouts[0].original_error)
+        else:
+            return
+        result.errors = [first, *(e for e in errors if e not in timeouts)]
+        if self.execution_context.operation_type is not StrawberryOperation.MUTATION:
             result.data = None  # what was read is not the answer
         # A mutation keeps the answers of the fields that ran before: they are committed.
 
@@ -531,6 +557,7 @@ def _holds_limits(kind: Any) -> bool:
 
 __all__ = [
     "LIMIT_EXCEEDED",
+    "answered",
     "LimitExceeded",
     "Limits",
     "LimitsExtension",
@@ -543,5 +570,4 @@ __all__ = [
     "refusal",
     "setting_of",
     "statement_timeout",
-    "truncated",
 ]

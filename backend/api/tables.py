@@ -26,7 +26,7 @@ from strawberry.types.base import get_object_definition
 from strawberry.types.field import StrawberryField
 
 from backend import models
-from backend.api.limits import truncated
+from backend.api.limits import answered
 from backend.api.scalars import Jsonb
 from backend.models import TABLES, Kind, Relationship, TableInfo
 from backend.models.read_tree import follow, json_path
@@ -175,7 +175,7 @@ class _Types:
                     limit=limit,
                     offset=offset,
                 )
-                return truncated(info.context, rows, limit)
+                return answered(info.context, rows, limit)
 
             many.__annotations__ = self._list_arguments(relationship.target) | {
                 "root": Any,
@@ -236,7 +236,7 @@ class _Types:
                     limit=limit,
                     offset=offset,
                 )
-            return truncated(info.context, list(found), limit)
+            return answered(info.context, list(found), limit)
 
         rows.__annotations__ = self._list_arguments(table) | {
             "info": Info,

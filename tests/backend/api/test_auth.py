@@ -236,6 +236,8 @@ def test_a_request_without_a_live_key_gets_401_and_no_data(
         [error] = answer["errors"]
         assert error["extensions"]["code"] == "UNAUTHENTICATED"
         assert words in error["message"]
+        # Refused before the endpoint, but with a request id all the same.
+        assert error["extensions"]["request_id"] == response.headers["x-request-id"]
     assert fingerprint(secured.server.database_url) == before
 
 
@@ -319,6 +321,7 @@ def test_a_foreign_host_header_is_refused(secured: Secured, host: str) -> None:
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_HOST"
     assert repr(host) in error["message"] and "RUNVIEW_ALLOWED_HOSTS" in error["message"]
+    assert error["extensions"]["request_id"] == response.headers["x-request-id"]
 
 
 def test_loopback_names_are_answered(secured: Secured) -> None:

@@ -339,6 +339,12 @@ class Watch(threading.Thread):
         assert during[int(len(during) * 0.9)] < 0.1 + max(self.baseline), (self.baseline, during)
         assert during[-1] < 0.5, (self.baseline, during)
 
+    def assert_answered(self, slowest: float) -> None:
+        """Every /health answered 200 while the query ran, none slower than ``slowest``."""
+        during = self.latencies[self.measured]
+        assert self.statuses == {200}, self.statuses
+        assert during and max(during) < slowest, (self.baseline, during)
+
     @property
     def growth(self) -> int:
         return max(self.rss) - self.rss[0]
@@ -447,3 +453,33 @@ def test_the_executor_answers_the_statement_timeout_too(
         watch.assert_responsive()
     # A limit the request went over, not a fault with a traceback in the log.
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
+
+
+def test_the_executor_refuses_an_answer_over_the_row_budget(database_url: str) -> None:
+    """Every task run with every task run of its flow run: the executor fetches 1,001 rows
+    twice, but would build a million objects from them (half a minute of the event loop).
+    It stops at the row budget, keeps /health answering, and answers within it as before.
+
+    Without the budget the answer takes half a minute and a gigabyte; with it, well under
+    a second alone (5 s allowed: this runs beside the rest of the suite). The executor
+    completes each list in one go, so /health waits for the list at hand: one of 1,001 task
+    runs, each with its flow run to load, holds the loop 100-150 ms alone (of 3,001, 250-300
+    ms). The compiled path, which the SDK's reads take, waits on the database instead (the
+    timeout tests above)."""
+    with running(database_url) as seeding:
+        big_flow_run(seeding, children=1_000)
+    with running(database_url, max_answer_rows=20_000, **PATHS["executor"]) as server:
+        with Watch(server.url) as watch:
+            refused(server.graphql(UP_AND_DOWN), "max_answer_rows", 20_000)
+            with watch.measuring():
+                started = time.perf_counter()
+                body = server.graphql(UP_AND_DOWN)
+                elapsed = time.perf_counter() - started
+        message = refused(body, "max_answer_rows", 20_000)
+        assert "An answer of more than 20000 rows" in message, message
+        assert elapsed < 5, elapsed
+        watch.assert_answered(slowest=2)
+        assert watch.growth < 200 * 2**20, watch.growth
+        # Within the budget: 3 task runs, each with its flow run's 1,001 task runs.
+        data = server.data("{ task_run(limit: 3) { flow_run { task_runs { id } } } }")
+        assert [len(t["flow_run"]["task_runs"]) for t in data["task_run"]] == [1_001] * 3
