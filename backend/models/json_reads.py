@@ -25,6 +25,8 @@ uuids, ``datetime.isoformat()`` timestamps, JSON booleans).
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +70,8 @@ async def read_json(conn: AsyncConnection, root: Obj) -> str:
         Unsupported: the tree cannot be one statement (an object of over 50 fields; on
             SQLite, nesting deeper than its parser takes, from about five levels).
     """
+    if conn.dialect.name == "sqlite":
+        root = await _without_needless_caps(conn, root)
     parameters = Parameters()
     shape = parameters.node(root)
     key = (conn.dialect.name, repr(shape))
@@ -84,6 +88,63 @@ async def read_json(conn: AsyncConnection, root: Obj) -> str:
         if "parser stack overflow" in str(error.orig):
             raise Unsupported("nesting deeper than SQLite's parser takes") from None
         raise
+
+
+# SQLite: (database, table) -> (monotonic time it was read, the table's largest rowid).
+_row_bounds: dict[tuple[str, str], tuple[float, int]] = {}
+_ROW_BOUND_SECONDS = 1.0
+
+
+async def _without_needless_caps(conn: AsyncConnection, root: Obj) -> Obj:
+    """``root`` without the caps no list of it can reach: those on tables that hold no more
+    rows than the cap (their largest rowid says so, and costs SQLite an index probe).
+
+    A LIMIT keeps SQLite from flattening the list's subquery into the aggregate above it,
+    which makes 10,000 task runs some 20 % slower to read; a cap only matters where a table
+    is larger than it. The bound is kept for a second, so a table that grows past the cap
+    within that second can answer it a few rows over, once.
+    """
+    capped = {node.table for node in _nodes(root) if isinstance(node, Rows) and node.cap}
+    if not capped:
+        return root
+    now = time.monotonic()
+    database = str(conn.engine.url)
+    stale = [
+        t for t in capped if now - _row_bounds.get((database, t), (-1e9, 0))[0] > _ROW_BOUND_SECONDS
+    ]
+    if stale:
+        bounds = sa.select(
+            *(
+                sa.select(sa.func.max(sa.column("rowid")))
+                .select_from(sa.table(t))
+                .scalar_subquery()
+                for t in stale
+            )
+        )
+        for table, bound in zip(stale, (await conn.execute(bounds)).one(), strict=True):
+            _row_bounds[(database, table)] = (now, int(bound or 0))
+    small = {t for t in capped if _row_bounds[(database, t)][1] <= _smallest_cap(root, t)}
+    return _uncapped(root, small) if small else root
+
+
+def _nodes(node: Any) -> Any:
+    yield node
+    for _, child in getattr(node, "fields", ()):
+        yield from _nodes(child)
+
+
+def _smallest_cap(root: Obj, table: str) -> int:
+    return min(n.cap for n in _nodes(root) if isinstance(n, Rows) and n.table == table and n.cap)
+
+
+def _uncapped(node: Any, tables: set[str]) -> Any:
+    fields = getattr(node, "fields", None)
+    if fields is None:
+        return node
+    changes: dict[str, Any] = {"fields": tuple((k, _uncapped(c, tables)) for k, c in fields)}
+    if isinstance(node, Rows) and node.table in tables:
+        changes["cap"] = None
+    return dataclasses.replace(node, **changes)
 
 
 def _statement(root: Obj, dialect: str) -> sa.Select[Any]:

@@ -262,6 +262,25 @@ def test_a_list_without_limit_answers_the_default_rows(
         assert len(paged) == 2
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_reads_without_a_cap_no_table_can_reach(database_url: str) -> None:
+    """A LIMIT keeps SQLite from flattening a list into its aggregate (some 20 % on 10,000
+    rows), so a cap is left out while the table is no larger; within a second of it
+    growing larger, the cap is back."""
+    with running(database_url, default_rows=5) as server:
+        for i in range(3):
+            create_flow(server, name=f"f{i}")
+        server.statements.clear()
+        assert len(server.data("{ flow { name } }")["flow"]) == 3
+        assert "LIMIT" not in server.queries[-1]
+        for i in range(3, 7):
+            create_flow(server, name=f"f{i}")
+        time.sleep(1.1)
+        server.statements.clear()
+        assert len(server.data("{ flow { name } }")["flow"]) == 5
+        assert "LIMIT 5" in server.queries[-1]
+
+
 def test_the_sdk_documents_and_the_playground_fit_the_default_limits() -> None:
     limits = Limits.from_settings(Settings())
     known = [str(uuid.uuid4()) for _ in range(10_001)]  # a view that has seen 10,001 runs
