@@ -35,6 +35,7 @@ from backend.api.schema import schema
 from backend.api.websocket import TransportWSHandler
 from backend.database import migrate
 from backend.database.engine import Database, DatabaseUnavailable
+from backend.events import EventHub
 from backend.services import run_forever
 from backend.settings import Settings
 
@@ -45,11 +46,12 @@ class _GraphQL(GraphQL[Context, None]):
     # graphql-transport-ws only: the legacy graphql-ws protocol would skip the checkpoint.
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, keys: auth.KeyCache, auth_required: bool) -> None:
+    def __init__(self, keys: auth.KeyCache, auth_required: bool, max_subscriptions: int) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=max_subscriptions,
         )
         self.keys = keys
         self.auth_required = auth_required
@@ -126,6 +128,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url, settings.statement_timeout_seconds or None)
+        events = EventHub(
+            db,
+            buffer=settings.subscription_buffer,
+            poll_seconds=settings.events_poll_seconds,
+        )
         services: asyncio.Task[None] | None = None
         try:
             if settings.should_upgrade_on_start:
@@ -134,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await _check_revision(db)
             app.state.db = db
             app.state.limits = limits
+            app.state.events = events
             if settings.run_services:
                 services = asyncio.create_task(run_forever(db, settings), name="services")
             yield
@@ -142,10 +150,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 services.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await services
+            await events.stop()
             await db.dispose()
 
     keys = auth.KeyCache(settings.auth_cache_seconds)
-    graphql = _GraphQL(keys, settings.auth_required)
+    graphql = _GraphQL(keys, settings.auth_required, settings.max_subscriptions_per_connection)
     compiled: list[Compiled] = []
     if settings.compiled_reads:
         compiled.append(CompiledReads(schema._schema, limits=limits))

@@ -1,5 +1,5 @@
-"""Background services of the server process: Late marking, crash detection, and
-releasing the claims of agents that are gone.
+"""Background services of the server process: Late marking, crash detection,
+releasing the claims of agents that are gone, and (SQLite) pruning the run events outbox.
 
 Every ``services_interval_seconds`` each replica tries the services' lock; the one that
 gets it runs the three passes in one transaction, the others skip that round. A failed
@@ -19,6 +19,8 @@ from backend.database.engine import Database, DatabaseUnavailable
 from backend.settings import Settings
 
 logger = logging.getLogger("runview.services")
+# How long SQLite's outbox of run events keeps an announcement (backend.events).
+OUTBOX_KEPT = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ async def run_once(db: Database, settings: Settings, now: dt.datetime | None = N
         released = await models.release_expired_claims(
             conn, timeout=dt.timedelta(seconds=settings.claim_timeout_seconds), now=now
         )
+        if db.dialect == "sqlite":  # announcements every listener has read long since
+            await models.prune_outbox(conn, OUTBOX_KEPT)
     if late or crashed or released:
         logger.info(
             "marked %d flow runs Late and %d Crashed; released %d expired claims",

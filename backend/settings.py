@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     max_logs_per_request: int = 10_000
     max_mapped_children: int = 100_000
     max_body_bytes: int = 10 * 1024 * 1024
+    # Subscriptions: operations one WebSocket may run at once, and the transactions of
+    # events one subscriber may leave unread before it is closed (it can subscribe again).
+    max_subscriptions_per_connection: int = 100
+    subscription_buffer: int = 1_000
+    # SQLite: how often the run events outbox is read while anyone subscribes.
+    events_poll_seconds: float = 0.1
     # A statement that runs longer is stopped by the database (SQLite: interrupted); 0: never.
     statement_timeout_seconds: float = 30.0
 

@@ -11,7 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type, merge_types
 from strawberry.utils.logging import StrawberryLogger
 
-from backend.api import flow_runs, flows, logs, task_runs
+from backend.api import flow_runs, flows, logs, subscriptions, task_runs
 from backend.api.auth import ScopeCheck
 from backend.api.errors import is_unexpected, mask_errors
 from backend.api.limits import LimitsExtension, is_limit_error
@@ -36,6 +36,7 @@ class _Schema(strawberry.Schema):
 schema = _Schema(
     query=Query,
     mutation=Mutation,
+    subscription=subscriptions.Subscription,
     config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
     # Clients send the same few documents over and over (the SDK's are fixed): parsing and
     # validating each once, not per request, saves about 1 ms a request (bench B2).

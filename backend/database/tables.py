@@ -194,6 +194,10 @@ log = sa.Table(
     sa.Index(None, "task_run_id", "timestamp"),
 )
 
+# SQLite's outbox of run events: made by migration 0006 alone (PostgreSQL announces them
+# with NOTIFY instead), and read with plain SQL by backend.models.events. Not a table here.
+OUTBOX = "run_event"
+
 # The keys clients authenticate with. Only a hash of each token is kept: a stolen copy of the
 # database lets nobody in. Not part of the read API (``info["private"]``): keys are managed
 # from the server's command line, which opens the database itself.

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from backend import models, services
 from backend.database.engine import Database
@@ -204,3 +205,17 @@ def test_the_server_runs_the_services(database_url: str) -> None:
         assert states[states.index("Pending") :] == ["Pending", "Scheduled", "Late"], states
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_services_prune_sqlites_run_events_outbox(db: Database) -> None:
+    async with db.begin() as conn:
+        await models.create_flow(conn, name="f")
+        run = await models.create_flow_run(conn, flow_name="f")
+        # The Scheduled state was announced; make its announcement two hours old.
+        await conn.execute(sa.text("UPDATE run_event SET created = julianday('now') - 2.0 / 24"))
+        await models.create_flow_run(conn, flow_name="f")  # announced now
+    await services.run_once(db, Settings())
+    async with db.connect() as conn:
+        kept = (await conn.execute(sa.text("SELECT flow_run_id FROM run_event"))).all()
+    assert len(kept) == 1 and kept[0][0] != run.id.hex

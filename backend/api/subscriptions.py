@@ -1,0 +1,77 @@
+"""Subscriptions (graphql-transport-ws at ``/graphql``): run events as they commit.
+
+``flow_run_events`` watches before it reads (``backend.events.EventHub.watch``), so nothing
+that commits between the current state and the stream is lost; an event the current state
+already covers (a version not past the one read) is not sent twice. The stream completes
+after the flow run's final state, with the events of the transaction that ended it (the
+task runs that ended with it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncGenerator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from backend import models
+from backend.errors import InputError
+from backend.events import EventHub, EventsInterrupted, SubscriberTooSlow
+from backend.models.events import RunEvent
+
+SUBSCRIPTION_CLOSED = "SUBSCRIPTION_CLOSED"
+
+
+@strawberry.type(name="flow_run_event", description="An accepted state of a flow or task run.")
+class FlowRunEvent:
+    flow_run_id: uuid.UUID
+    task_run_id: uuid.UUID | None = strawberry.field(description="null: the flow run itself.")
+    task_slug: str | None
+    map_index: int | None
+    state: str
+    state_type: str
+    message: str | None
+    timestamp: dt.datetime
+    version: int
+
+    @classmethod
+    def of(cls, event: RunEvent) -> FlowRunEvent:
+        return cls(**vars(event))
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "The flow run's current state, then every accepted state of it and its task"
+            " runs in commit order; completes after the flow run's final state."
+        )
+    )
+    async def flow_run_events(
+        self, info: Info, flow_run_id: uuid.UUID
+    ) -> AsyncGenerator[FlowRunEvent, None]:
+        hub: EventHub = info.context.request.app.state.events
+        try:
+            async with hub.watch(flow_run_id) as watcher:
+                async with info.context.db.connect() as conn:
+                    current = await models.read_current_event(conn, flow_run_id)
+                if current is None:
+                    raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
+                yield FlowRunEvent.of(current)
+                if current.ends_flow_run:
+                    return
+                versions: dict[uuid.UUID | None, int] = {None: current.version}
+                async for batch in watcher.batches():
+                    for event in batch:
+                        key = event.task_run_id
+                        if event.version <= versions.get(key, -1):
+                            continue  # the current state read above, or sent already
+                        versions[key] = event.version
+                        yield FlowRunEvent.of(event)
+                    if any(event.ends_flow_run for event in batch):
+                        return
+        except (SubscriberTooSlow, EventsInterrupted) as reason:
+            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
