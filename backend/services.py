@@ -19,8 +19,6 @@ from backend.database.engine import Database, DatabaseUnavailable
 from backend.settings import Settings
 
 logger = logging.getLogger("runview.services")
-# How long SQLite's outbox of run events keeps an announcement (backend.events).
-OUTBOX_KEPT = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ async def run_once(db: Database, settings: Settings, now: dt.datetime | None = N
             conn, timeout=dt.timedelta(seconds=settings.claim_timeout_seconds), now=now
         )
         if db.dialect == "sqlite":  # announcements every listener has read long since
-            await models.prune_outbox(conn, OUTBOX_KEPT)
+            await models.prune_outbox(conn)
     if late or crashed or released:
         logger.info(
             "marked %d flow runs Late and %d Crashed; released %d expired claims",

@@ -27,9 +27,11 @@ _outbox = sa.table(
     sa.column("seq", sa.Integer),
     sa.column("kind", sa.Text),
     sa.column("flow_run_id", sa.Uuid),
+    sa.column("task_run_id", sa.Uuid),
     sa.column("row_id", sa.Uuid),
-    sa.column("created", sa.Float),
 )
+# Announcements the outbox keeps: a listener further behind has fallen behind for good.
+OUTBOX_KEPT = 100_000
 FINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
 
 
@@ -138,16 +140,23 @@ async def read_outbox(
     conn: AsyncConnection, after: int, limit: int
 ) -> tuple[list[tuple[int, Announced]], int]:
     """SQLite: the announcements past ``seq`` ``after`` (at most ``limit``), each with its
-    seq, and the last seq there is (``after`` if none)."""
+    seq, and the last seq read (``after`` if none)."""
+    run = tables.task_run
+    flow_run_id = sa.func.coalesce(_outbox.c.flow_run_id, run.c.flow_run_id, type_=sa.Uuid)
     rows = (
         await conn.execute(
-            sa.select(_outbox.c.seq, _outbox.c.kind, _outbox.c.flow_run_id, _outbox.c.row_id)
+            sa.select(_outbox.c.seq, _outbox.c.kind, flow_run_id, _outbox.c.row_id)
+            .select_from(_outbox.outerjoin(run, run.c.id == _outbox.c.task_run_id))
             .where(_outbox.c.seq > after)
             .order_by(_outbox.c.seq)
             .limit(limit)
         )
     ).all()
-    announced = [(seq, Announced(kind, run, (row_id,))) for seq, kind, run, row_id in rows]
+    announced = [
+        (seq, Announced(kind, run_id, (row_id,)))
+        for seq, kind, run_id, row_id in rows
+        if run_id is not None  # the task run is gone: so is its flow run
+    ]
     return announced, rows[-1].seq if rows else after
 
 
@@ -157,9 +166,9 @@ async def read_outbox_end(conn: AsyncConnection) -> int:
     return int(end or 0)
 
 
-async def prune_outbox(conn: AsyncConnection, older_than: dt.timedelta) -> int:
-    """SQLite: forget announcements older than ``older_than`` (every listener has read them
-    long since); the number forgotten."""
-    cutoff = sa.func.julianday("now") - older_than.total_seconds() / 86_400
-    result = await conn.execute(sa.delete(_outbox).where(_outbox.c.created < cutoff))
+async def prune_outbox(conn: AsyncConnection, keep: int = OUTBOX_KEPT) -> int:
+    """SQLite: forget all but the last ``keep`` announcements, never the last one (seq must
+    only grow); the number forgotten."""
+    newest = sa.select(sa.func.max(_outbox.c.seq)).scalar_subquery()
+    result = await conn.execute(sa.delete(_outbox).where(_outbox.c.seq <= newest - keep))
     return int(result.rowcount or 0)

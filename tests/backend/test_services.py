@@ -208,14 +208,13 @@ def test_the_server_runs_the_services(database_url: str) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_the_services_prune_sqlites_run_events_outbox(db: Database) -> None:
+async def test_sqlites_run_events_outbox_keeps_the_newest(db: Database) -> None:
     async with db.begin() as conn:
         await models.create_flow(conn, name="f")
-        run = await models.create_flow_run(conn, flow_name="f")
-        # The Scheduled state was announced; make its announcement two hours old.
-        await conn.execute(sa.text("UPDATE run_event SET created = julianday('now') - 2.0 / 24"))
-        await models.create_flow_run(conn, flow_name="f")  # announced now
-    await services.run_once(db, Settings())
-    async with db.connect() as conn:
+        for _ in range(3):  # each Scheduled state is announced
+            newest = await models.create_flow_run(conn, flow_name="f")
+        assert await models.prune_outbox(conn, keep=1) == 2
+        assert await models.prune_outbox(conn, keep=1) == 0  # never the newest
         kept = (await conn.execute(sa.text("SELECT flow_run_id FROM run_event"))).all()
-    assert len(kept) == 1 and kept[0][0] != run.id.hex
+    assert [row[0] for row in kept] == [newest.id.hex]
+    assert (await services.run_once(db, Settings())).ran  # which prunes it too

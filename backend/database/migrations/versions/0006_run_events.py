@@ -7,8 +7,8 @@ listeners on any replica get the notifications of a transaction when it commits,
 order, and never those of one rolled back.
 
 SQLite has no NOTIFY, and one writer at a time: a row trigger appends each history row to the
-outbox ``run_event``, whose AUTOINCREMENT ``seq`` therefore follows commit order, and
-listeners (in any process on the file) read what is past the last ``seq`` they saw.
+outbox ``run_event``, whose ``seq`` therefore follows commit order, and listeners (in any
+process on the file) read what is past the last ``seq`` they saw.
 
 Revision ID: 0006
 Revises: 0005
@@ -62,17 +62,20 @@ EXECUTE FUNCTION runview_announce_{table}()""")
 
 
 def _sqlite_upgrade() -> None:
+    # As cheap as a row trigger gets: one plain insert, no lookup (readers join the task run
+    # to find its flow run). No AUTOINCREMENT either, which would write sqlite_sequence on
+    # every insert: an INTEGER PRIMARY KEY is the largest + 1, and pruning never removes the
+    # largest, so seq only grows.
     op.execute(
         sa.text("""
 CREATE TABLE run_event (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
-    flow_run_id CHAR(32) NOT NULL,
-    row_id CHAR(32) NOT NULL,
-    created REAL NOT NULL DEFAULT (julianday('now'))
+    flow_run_id CHAR(32),
+    task_run_id CHAR(32),
+    row_id CHAR(32) NOT NULL
 )""")
     )
-    op.execute(sa.text("CREATE INDEX ix_run_event__created ON run_event (created)"))
     op.execute(
         sa.text("""
 CREATE TRIGGER run_event_flow_run_state AFTER INSERT ON flow_run_state BEGIN
@@ -83,8 +86,8 @@ END""")
     op.execute(
         sa.text("""
 CREATE TRIGGER run_event_task_run_state AFTER INSERT ON task_run_state BEGIN
-    INSERT INTO run_event (kind, flow_run_id, row_id)
-    SELECT 'task_run_state', flow_run_id, NEW.id FROM task_run WHERE id = NEW.task_run_id;
+    INSERT INTO run_event (kind, task_run_id, row_id)
+    VALUES ('task_run_state', NEW.task_run_id, NEW.id);
 END""")
     )
 
