@@ -2,7 +2,8 @@
 
 A record logged through a run logger carries its run's ids and its flow run's
 ``LogShipper``; the shipper collects records and sends them with ``write_run_logs`` every
-second, whenever 1,000 are waiting, and once more when the flow run ends (before its final
+second, whenever 1,000 are waiting (at most 4 MiB of them a request), and once more when the
+flow run ends (before its final
 state is proposed, so the logs are there when the run returns).
 
 On the console: records propagate to the standard logging tree, so a program that
@@ -15,10 +16,12 @@ stderr, but only while the root logger has no handler: either way each record sh
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sdk import documents
@@ -26,6 +29,9 @@ from sdk.client import Client
 from sdk.runtime.text import storable
 
 BATCH = 1_000
+# JSON bytes of records per request: well inside the server's default body limit of 10 MiB
+# (RUNVIEW_MAX_BODY_BYTES), which 1,000 records of up to 100,000 characters each could pass.
+BATCH_BYTES = 4 * 1024 * 1024
 INTERVAL_SECONDS = 1.0
 
 
@@ -54,8 +60,7 @@ class LogShipper:
     def flush(self) -> None:
         with self._lock:
             records, self._records = self._records, []
-        for start in range(0, len(records), BATCH):
-            batch = records[start : start + BATCH]
+        for batch in batches(records):
             try:
                 answer = self.client.execute(documents.WRITE_RUN_LOGS, {"input": {"logs": batch}})
             except Exception as error:  # logging must never break the run it describes
@@ -69,6 +74,22 @@ class LogShipper:
         self._wake.set()
         self._thread.join(timeout=10)
         self.flush()
+
+
+def batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """``records`` in order, in batches of at most ``BATCH`` records and ``BATCH_BYTES`` of
+    JSON as sent (non-ASCII escaped), except a record larger alone."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for record in records:
+        length = len(json.dumps(record)) + 1
+        if batch and (len(batch) >= BATCH or size + length > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += length
+    if batch:
+        yield batch
 
 
 class ConsoleFallback(logging.Handler):
