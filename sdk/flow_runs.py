@@ -200,14 +200,14 @@ def _wait(
         if ctx is not None:
             ctx.check_cancelled()  # a parent being cancelled stops waiting
         now = time.monotonic()
+        if now >= next_log:  # before the timeout: a poll slower than both still says why
+            _log_progress(logger, view, now - started)
+            next_log = now + log_interval
         if deadline is not None and now >= deadline:
             why = _unclaimed(view) or _due_at(view)
             message = f"{_name(view, True)} is still {view.state.name} after {timeout:g} s"
             message += f", the timeout: {why}" if why else ", the timeout."
             raise WaitTimedOut(message if message[-1] in ".?" else f"{message}.", view.state)
-        if now >= next_log:
-            _log_progress(logger, view, now - started)
-            next_log = now + log_interval
         wake = min(t for t in (now + poll_interval, deadline, next_log) if t is not None)
         time.sleep(max(0.0, wake - now))
         view = view.get_latest()
