@@ -47,13 +47,8 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
-from backend.api.limits import (
-    LimitExceeded,
-    Limits,
-    check_document,
-    check_request,
-    statement_timeout,
-)
+from backend.api.limits import LimitExceeded, Limits, statement_timeout
+from backend.api.measure import check_document, check_request
 from backend.api.tables import plain
 from backend.errors import InputError
 from backend.models import TABLES, Database, Kind, json_reads

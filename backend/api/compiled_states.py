@@ -18,8 +18,8 @@ holds the two to the same answers. A fault inside the transaction falls back too
 rolled back, so the executor's attempt is the only one that counts. Once committed, an answer
 is never recomputed.
 
-The limits (``backend.api.limits``) are checked as the executor checks them: the document
-before validating it, the batch before coercing it. A batch over its limit goes to the
+The limits (``backend.api.limits``, ``measure``) are checked as the executor checks them:
+the document before validating it, the batch before coercing it. A batch over its limit goes to the
 executor like any input it refuses: it refuses it in the same words, before coercing it too.
 A transaction the statement timeout stopped raises ``LimitExceeded``: tried again, it would
 run into the timeout again.
@@ -46,7 +46,8 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from backend.api.compiled import valid_operation
-from backend.api.limits import LimitExceeded, Limits, check_request, statement_timeout
+from backend.api.limits import LimitExceeded, Limits, statement_timeout
+from backend.api.measure import check_request
 from backend.api.states import judge
 from backend.errors import InputError
 from backend.models import Database, Proposed

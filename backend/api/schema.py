@@ -14,7 +14,8 @@ from strawberry.utils.logging import StrawberryLogger
 from backend.api import flow_runs, flows, logs, subscriptions, task_runs
 from backend.api.auth import ScopeCheck
 from backend.api.errors import is_unexpected, mask_errors
-from backend.api.limits import LimitsExtension, is_limit_error
+from backend.api.limits import is_limit_error
+from backend.api.measure import LimitsExtension
 from backend.api.scalars import SCALARS
 from backend.api.tables import TYPES
 

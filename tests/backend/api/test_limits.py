@@ -26,7 +26,8 @@ import pytest
 from graphql import parse
 
 from backend import playground
-from backend.api.limits import Limits, check
+from backend.api.limits import Limits
+from backend.api.measure import check
 from backend.api.schema import schema
 from backend.settings import Settings
 from sdk import documents
