@@ -1,6 +1,7 @@
 """The event hub: one listener per server process, fanning run events out to subscribers.
 
-Every state history row is announced as its transaction commits (migration 0006). The hub
+Every state history row and log record is announced as its transaction commits (migration
+0006). The hub
 listens for the whole process and hands each subscriber the events of the flow run it
 watches, one list per transaction (PostgreSQL) or per read of the outbox (SQLite), so a
 subscriber sees the end of a flow run together with what ended with it:
@@ -33,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from backend.database.engine import Database
 from backend.models import events
-from backend.models.events import Announced, RunEvent
+from backend.models.events import Announced, Event
 
 logger = logging.getLogger("runview.events")
 
@@ -56,13 +57,13 @@ class Watcher:
 
     flow_run_id: uuid.UUID
     buffer: int
-    queue: asyncio.Queue[list[RunEvent] | Exception] = dataclasses.field(init=False)
+    queue: asyncio.Queue[list[Event] | Exception] = dataclasses.field(init=False)
     closed: Exception | None = None
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.buffer + 1)  # + 1: room for the reason it closed
 
-    def put(self, batch: list[RunEvent]) -> None:
+    def put(self, batch: list[Event]) -> None:
         if self.closed is not None:
             return
         if self.queue.qsize() >= self.buffer:
@@ -80,7 +81,7 @@ class Watcher:
             self.closed = reason
             self.queue.put_nowait(reason)
 
-    async def batches(self) -> AsyncIterator[list[RunEvent]]:
+    async def batches(self) -> AsyncIterator[list[Event]]:
         """The events as they come; raises the reason the watcher was closed."""
         while True:
             item = await self.queue.get()
@@ -143,9 +144,9 @@ class EventHub:
                 "The server cannot listen for run events now: the database is unreachable."
             ) from None
 
-    def _deliver(self, batches: Sequence[list[RunEvent]]) -> None:
+    def _deliver(self, batches: Sequence[list[Event]]) -> None:
         for batch in batches:
-            by_run: dict[uuid.UUID, list[RunEvent]] = defaultdict(list)
+            by_run: dict[uuid.UUID, list[Event]] = defaultdict(list)
             for event in batch:
                 by_run[event.flow_run_id].append(event)
             for flow_run_id, run_events in by_run.items():
@@ -157,7 +158,7 @@ class EventHub:
             for watcher in list(watchers):
                 watcher.close(reason)
 
-    async def _read(self, announced: list[tuple[str, Announced]]) -> list[list[RunEvent]]:
+    async def _read(self, announced: list[tuple[str, Announced]]) -> list[list[Event]]:
         """The events of the watched runs among ``announced`` ((transaction, announcement)
         pairs in order), one list per transaction, in order."""
         watched = [(t, a) for t, a in announced if a.flow_run_id in self._watchers]

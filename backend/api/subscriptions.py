@@ -1,5 +1,8 @@
 """Subscriptions (graphql-transport-ws at ``/graphql``): run events as they commit.
 
+``flow_run_logs`` streams a flow run's log records as the ``log`` rows the query API shows,
+from when it subscribes; both complete after the flow run's final state.
+
 ``flow_run_events`` watches before it reads (``backend.events.EventHub.watch``), so nothing
 that commits between the current state and the stream is lost; an event the current state
 already covers (a version not past the one read) is not sent twice. The stream completes
@@ -18,11 +21,14 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from backend import models
+from backend.api.tables import TYPES
 from backend.errors import InputError
 from backend.events import EventHub, EventsInterrupted, SubscriberTooSlow
-from backend.models.events import RunEvent
+from backend.models.events import Event, RunEvent
 
 SUBSCRIPTION_CLOSED = "SUBSCRIPTION_CLOSED"
+# A log record as the query API shows it: the same fields and relationships.
+LogRecord = TYPES.object["log"]
 
 
 @strawberry.type(name="flow_run_event", description="An accepted state of a flow or task run.")
@@ -66,12 +72,47 @@ class Subscription:
                 versions: dict[uuid.UUID | None, int] = {None: current.version}
                 async for batch in watcher.batches():
                     for event in batch:
+                        if not isinstance(event, RunEvent):
+                            continue  # a log record: flow_run_logs's
                         key = event.task_run_id
                         if event.version <= versions.get(key, -1):
                             continue  # the current state read above, or sent already
                         versions[key] = event.version
                         yield FlowRunEvent.of(event)
-                    if any(event.ends_flow_run for event in batch):
+                    if _ends(batch):
                         return
         except (SubscriberTooSlow, EventsInterrupted) as reason:
             raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+
+    @strawberry.subscription(
+        description=(
+            "The flow run's log records as they are written, of ``level`` and above (all"
+            " when null); completes after the flow run's final state."
+        )
+    )
+    async def flow_run_logs(
+        self, info: Info, flow_run_id: uuid.UUID, level: int | None = None
+    ) -> AsyncGenerator[LogRecord, None]:  # type: ignore[valid-type]
+        hub: EventHub = info.context.request.app.state.events
+        least = level if level is not None else -(2**31)
+        try:
+            async with hub.watch(flow_run_id) as watcher:
+                async with info.context.db.connect() as conn:
+                    current = await models.read_current_event(conn, flow_run_id)
+                if current is None:
+                    raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
+                if current.ends_flow_run:
+                    return  # nothing more will be written (its logs are a query away)
+                async for batch in watcher.batches():
+                    for event in batch:
+                        if not isinstance(event, RunEvent) and event.level >= least:
+                            yield event
+                    if _ends(batch):
+                        return
+        except (SubscriberTooSlow, EventsInterrupted) as reason:
+            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+
+
+def _ends(batch: list[Event]) -> bool:
+    """Whether the transaction ``batch`` came from ended the flow run."""
+    return any(isinstance(event, RunEvent) and event.ends_flow_run for event in batch)

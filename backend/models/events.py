@@ -1,8 +1,8 @@
-"""Run events: accepted state changes read back as the rows that announce them.
+"""Run events: accepted state changes and log records, read back as announced.
 
-Every state history row is announced when its transaction commits (migration 0006): by
-NOTIFY on PostgreSQL, through the outbox table ``run_event`` on SQLite. ``backend.events``
-listens; these functions read what an announcement names, in the order it names it.
+Every state history row and log record is announced when its transaction commits
+(migration 0006): by NOTIFY on PostgreSQL, through the outbox table ``run_event`` on SQLite.
+``backend.events`` listens; these functions read what an announcement names, in its order.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.database import tables
@@ -58,7 +59,7 @@ class RunEvent:
 class Announced:
     """History rows one announcement names: their table, the flow run, the row ids."""
 
-    kind: str  # "flow_run_state" or "task_run_state"
+    kind: str  # "flow_run_state", "task_run_state" or "log"
     flow_run_id: uuid.UUID
     ids: tuple[uuid.UUID, ...]
 
@@ -82,17 +83,21 @@ async def read_current_event(conn: AsyncConnection, flow_run_id: uuid.UUID) -> R
     return RunEvent(flow_run_id, None, None, None, *row)
 
 
+# What an announced row is read as: a state as a RunEvent, a log record as its row.
+Event = RunEvent | Row[Any]
+
+
 async def read_events(
     conn: AsyncConnection, announced: Sequence[Announced]
-) -> dict[uuid.UUID, RunEvent]:
-    """The events the announcements name, by history row id; two statements at most,
+) -> dict[uuid.UUID, Event]:
+    """The events the announcements name, by row id; a statement per table at most,
     whatever their number. Rows gone since (their flow run was deleted) are not there."""
-    found: dict[uuid.UUID, RunEvent] = {}
+    found: dict[uuid.UUID, Event] = {}
     for kind, select in _KINDS.items():
         ids = [i for a in announced if a.kind == kind for i in a.ids]
         if ids:
             for row in (await conn.execute(select(ids))).all():
-                found[row.id] = RunEvent(*row[1:])
+                found[row.id] = row if kind == "log" else RunEvent(*row[1:])
     return found
 
 
@@ -133,7 +138,11 @@ def _task_run_states(ids: list[uuid.UUID]) -> sa.Select[Any]:
     )
 
 
-_KINDS = {"flow_run_state": _flow_run_states, "task_run_state": _task_run_states}
+def _logs(ids: list[uuid.UUID]) -> sa.Select[Any]:
+    return sa.select(tables.log).where(in_values(tables.log.c.id, ids))
+
+
+_KINDS = {"flow_run_state": _flow_run_states, "task_run_state": _task_run_states, "log": _logs}
 
 
 async def read_outbox(

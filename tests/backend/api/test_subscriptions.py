@@ -293,3 +293,58 @@ def test_two_subscribers_of_one_run_each_get_every_event(server: Server) -> None
         follower.join(timeout=30)
     expected = [(None, "SCHEDULED"), (None, "RUNNING"), (None, "COMPLETED")]
     assert got == {0: expected, 1: expected}
+
+
+LOGS = """subscription ($id: uuid!, $level: Int) {
+  flow_run_logs(flow_run_id: $id, level: $level) { level name message task_run_id }
+}"""
+WRITE_LOGS = (
+    "mutation ($logs: [run_log_input!]!) { write_run_logs(input: {logs: $logs}) { count } }"
+)
+
+
+def test_logs_arrive_as_written_from_their_level_and_complete_with_the_run(
+    server: Server,
+) -> None:
+    run = started_run(server)
+    propose(server, "flow", run, 1, type="RUNNING")
+    url = server.url.replace("http://", "ws://") + "/graphql"
+
+    def write(*levels: int, message: str = "at") -> None:
+        records = [
+            {
+                "flow_run_id": run,
+                "level": level,
+                "name": "flow",
+                "message": f"{message} {level}",
+                "timestamp": f"2026-12-01T12:00:{i:02}+00:00",  # a batch arrives in this order
+            }
+            for i, level in enumerate(levels)
+        ]
+        assert server.data(WRITE_LOGS, {"logs": records})["write_run_logs"]["count"] == len(levels)
+
+    def received(timeout: float = 10) -> dict[str, Any]:
+        message = json.loads(ws.recv(timeout=timeout))
+        assert message["type"] == "next", message
+        return dict(message["payload"]["data"]["flow_run_logs"])
+
+    write(40)  # before the subscription: not streamed
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        payload = {"query": LOGS, "variables": {"id": run, "level": 30}}
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        # No first message says it is subscribed: a record is written until one arrives.
+        for _ in range(50):
+            write(30, message="ready")
+            with contextlib.suppress(TimeoutError):
+                if received(timeout=0.2)["message"] == "ready 30":
+                    break
+        write(10, 30, 20, 50)
+        propose(server, "flow", run, 2, type="COMPLETED")
+        messages = []
+        while (message := json.loads(ws.recv(timeout=10)))["type"] != "complete":
+            messages.append(message["payload"]["data"]["flow_run_logs"])
+    messages = [m for m in messages if not m["message"].startswith("ready")]
+    assert [m["message"] for m in messages] == ["at 30", "at 50"]
+    assert {m["name"] for m in messages} == {"flow"}

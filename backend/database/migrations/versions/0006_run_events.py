@@ -1,12 +1,13 @@
-"""Run events: every state history row announced as it commits, for subscriptions
+"""Run events: every state history row and log record announced as it commits, for
+subscriptions
 
-PostgreSQL: a statement trigger on each history table sends the new rows' ids with NOTIFY on
-the channel ``runview_events``, as ``<table> <transaction id> <flow run id> <id> <id> ...``
-(at most 100 ids a notification, far inside NOTIFY's 8,000 bytes). NOTIFY is transactional:
-listeners on any replica get the notifications of a transaction when it commits, in commit
-order, and never those of one rolled back.
+PostgreSQL: a statement trigger on each history table and on ``log`` sends the new rows' ids
+with NOTIFY on the channel ``runview_events``, as ``<table> <transaction id> <flow run id>
+<id> <id> ...`` (at most 100 ids a notification, far inside NOTIFY's 8,000 bytes). NOTIFY
+is transactional: listeners on any replica get the notifications of a transaction when it
+commits, in commit order, and never those of one rolled back.
 
-SQLite has no NOTIFY, and one writer at a time: a row trigger appends each history row to the
+SQLite has no NOTIFY, and one writer at a time: a row trigger appends each new row to the
 outbox ``run_event``, whose ``seq`` therefore follows commit order, and listeners (in any
 process on the file) read what is past the last ``seq`` they saw.
 
@@ -23,15 +24,16 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-# (history table, how a new row finds its flow run)
+# (table announced, how a new row finds its flow run, the order of its rows)
 _SOURCES = {
-    "flow_run_state": ("n.flow_run_id", ""),
-    "task_run_state": ("r.flow_run_id", "JOIN task_run r ON r.id = n.task_run_id"),
+    "flow_run_state": ("n.flow_run_id", "", "n.version"),
+    "task_run_state": ("r.flow_run_id", "JOIN task_run r ON r.id = n.task_run_id", "n.version"),
+    "log": ("n.flow_run_id", "", "n.timestamp, n.id"),
 }
 
 
 def _pg_upgrade() -> None:
-    for table, (flow_run_id, join) in _SOURCES.items():
+    for table, (flow_run_id, join, order) in _SOURCES.items():
         op.execute(
             sa.text(f"""
 CREATE FUNCTION runview_announce_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -44,7 +46,7 @@ BEGIN
         SELECT flow_run_id, string_agg(id::text, ' ' ORDER BY position) AS ids
         FROM (
             SELECT {flow_run_id} AS flow_run_id, n.id,
-                   row_number() OVER (PARTITION BY {flow_run_id} ORDER BY n.version) AS position
+                   row_number() OVER (PARTITION BY {flow_run_id} ORDER BY {order}) AS position
             FROM new_rows n {join}
         ) numbered
         GROUP BY flow_run_id, (position - 1) / 100
@@ -88,6 +90,12 @@ END""")
 CREATE TRIGGER run_event_task_run_state AFTER INSERT ON task_run_state BEGIN
     INSERT INTO run_event (kind, task_run_id, row_id)
     VALUES ('task_run_state', NEW.task_run_id, NEW.id);
+END""")
+    )
+    op.execute(
+        sa.text("""
+CREATE TRIGGER run_event_log AFTER INSERT ON log BEGIN
+    INSERT INTO run_event (kind, flow_run_id, row_id) VALUES ('log', NEW.flow_run_id, NEW.id);
 END""")
     )
 
