@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from backend.database.engine import Database
 from backend.models import events
-from backend.models.events import Announced, Event
+from backend.models.events import Announced, Event, RunEvent
 
 logger = logging.getLogger("runview.events")
 
@@ -55,7 +55,7 @@ class EventsInterrupted(Exception):
 class Watcher:
     """One subscriber's buffer of the events of one flow run."""
 
-    flow_run_id: uuid.UUID
+    flow_run_id: uuid.UUID | None  # None: every flow run's own states
     buffer: int
     queue: asyncio.Queue[list[Event] | Exception] = dataclasses.field(init=False)
     closed: Exception | None = None
@@ -98,7 +98,7 @@ class EventHub:
         self.db = db
         self.buffer = buffer
         self.poll_seconds = poll_seconds
-        self._watchers: dict[uuid.UUID, set[Watcher]] = defaultdict(set)
+        self._watchers: dict[uuid.UUID | None, set[Watcher]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()  # set while announcements are being received
         self._wake = asyncio.Event()  # SQLite: someone watches now
@@ -117,9 +117,10 @@ class EventHub:
         self._close_all(EventsInterrupted("The server is stopping."))
 
     @contextlib.asynccontextmanager
-    async def watch(self, flow_run_id: uuid.UUID) -> AsyncIterator[Watcher]:
+    async def watch(self, flow_run_id: uuid.UUID | None) -> AsyncIterator[Watcher]:
         """A watcher of ``flow_run_id``'s events from now on: every change that commits
-        after this is entered reaches it (enter it, then read the current state)."""
+        after this is entered reaches it (enter it, then read the current state). ``None``
+        watches the states of every flow run (not their task runs, nor logs)."""
         if self._task is None:
             self._start()
         await self.listening()
@@ -152,6 +153,12 @@ class EventHub:
             for flow_run_id, run_events in by_run.items():
                 for watcher in list(self._watchers.get(flow_run_id, ())):
                     watcher.put(run_events)
+            if None in self._watchers:
+                runs: list[Event] = [
+                    e for e in batch if isinstance(e, RunEvent) and e.task_run_id is None
+                ]
+                for watcher in list(self._watchers[None]) if runs else ():
+                    watcher.put(runs)
 
     def _close_all(self, reason: Exception) -> None:
         for watchers in list(self._watchers.values()):
@@ -161,7 +168,12 @@ class EventHub:
     async def _read(self, announced: list[tuple[str, Announced]]) -> list[list[Event]]:
         """The events of the watched runs among ``announced`` ((transaction, announcement)
         pairs in order), one list per transaction, in order."""
-        watched = [(t, a) for t, a in announced if a.flow_run_id in self._watchers]
+        every = None in self._watchers
+        watched = [
+            (t, a)
+            for t, a in announced
+            if a.flow_run_id in self._watchers or (every and a.kind == "flow_run_state")
+        ]
         if not watched:
             return []
         async with self.db.connect() as conn:

@@ -21,7 +21,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from backend import models
-from backend.api.tables import TYPES
+from backend.api.tables import TYPES, plain
 from backend.errors import InputError
 from backend.events import EventHub, EventsInterrupted, SubscriberTooSlow
 from backend.models.events import Event, RunEvent
@@ -29,6 +29,7 @@ from backend.models.events import Event, RunEvent
 SUBSCRIPTION_CLOSED = "SUBSCRIPTION_CLOSED"
 # A log record as the query API shows it: the same fields and relationships.
 LogRecord = TYPES.object["log"]
+FlowRunBoolExp = TYPES.bool_exp["flow_run"]
 
 
 @strawberry.type(name="flow_run_event", description="An accepted state of a flow or task run.")
@@ -109,6 +110,36 @@ class Subscription:
                             yield event
                     if _ends(batch):
                         return
+        except (SubscriberTooSlow, EventsInterrupted) as reason:
+            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+
+    @strawberry.subscription(
+        description=(
+            "Every accepted state of the flow runs that match ``where`` (all when null), as"
+            " they commit: what a live list of runs needs after its first query. Never"
+            " completes."
+        )
+    )
+    async def flow_runs_events(
+        self,
+        info: Info,
+        where: FlowRunBoolExp | None = None,  # type: ignore[valid-type]
+    ) -> AsyncGenerator[FlowRunEvent, None]:
+        hub: EventHub = info.context.request.app.state.events
+        condition = plain(where)
+        try:
+            async with hub.watch(None) as watcher:
+                async with info.context.db.connect() as conn:  # a bad filter: refused now
+                    await models.matching_flow_runs(conn, condition, [])
+                async for batch in watcher.batches():
+                    runs = [e for e in batch if isinstance(e, RunEvent)]
+                    if condition is not None:
+                        async with info.context.db.connect() as conn:
+                            ids = [e.flow_run_id for e in runs]
+                            matching = await models.matching_flow_runs(conn, condition, ids)
+                        runs = [e for e in runs if e.flow_run_id in matching]
+                    for event in runs:
+                        yield FlowRunEvent.of(event)
         except (SubscriberTooSlow, EventsInterrupted) as reason:
             raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
 

@@ -7,7 +7,7 @@ transaction (``async with db.begin() as conn``).
 
 from backend.database.engine import Database
 from backend.models.catalog import TABLES, Column, Kind, Relationship, TableInfo
-from backend.models.events import prune_outbox, read_current_event
+from backend.models.events import matching_flow_runs, prune_outbox, read_current_event
 from backend.models.flow_runs import (
     cancel_flow_run,
     claim_flow_runs,
@@ -82,6 +82,7 @@ __all__ = [
     "mark_crashed_runs",
     "mark_late_runs",
     "load_related",
+    "matching_flow_runs",
     "prune_outbox",
     "read_current_event",
     "read_latest_flow_run_id",

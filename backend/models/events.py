@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.database import tables
 from backend.database.tables import OUTBOX
+from backend.models._filters import Where, where_clause
 from backend.models._portable import in_values
+from backend.models.catalog import TABLES
 from backend.orchestration.states import StateType
 
 # The outbox's columns (SQLite only; see the module docstring of migration 0006).
@@ -143,6 +145,20 @@ def _logs(ids: list[uuid.UUID]) -> sa.Select[Any]:
 
 
 _KINDS = {"flow_run_state": _flow_run_states, "task_run_state": _task_run_states, "log": _logs}
+
+
+async def matching_flow_runs(
+    conn: AsyncConnection, where: Where, ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of the flow runs ``ids`` match ``where`` (the read API's filter language).
+
+    Raises:
+        InputError: ``where`` is not a valid filter (checked even when ``ids`` is empty).
+    """
+    run = tables.flow_run
+    info = TABLES["flow_run"]
+    statement = sa.select(run.c.id).where(where_clause(info, run, where), in_values(run.c.id, ids))
+    return set((await conn.execute(statement)).scalars())
 
 
 async def read_outbox(

@@ -348,3 +348,60 @@ def test_logs_arrive_as_written_from_their_level_and_complete_with_the_run(
     messages = [m for m in messages if not m["message"].startswith("ready")]
     assert [m["message"] for m in messages] == ["at 30", "at 50"]
     assert {m["name"] for m in messages} == {"flow"}
+
+
+RUNS_EVENTS = """subscription ($where: flow_run_bool_exp) {
+  flow_runs_events(where: $where) { flow_run_id task_run_id state_type version }
+}"""
+
+
+def test_flow_runs_events_streams_the_states_of_matching_runs(server: Server) -> None:
+    for name in ("a", "b"):
+        create_flow(server, name=name)
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    where = {"flow": {"name": {"_eq": "a"}}}
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        payload = {"query": RUNS_EVENTS, "variables": {"where": where}}
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+
+        def received(timeout: float = 10) -> dict[str, Any]:
+            message = json.loads(ws.recv(timeout=timeout))
+            assert message["type"] == "next", message
+            return dict(message["payload"]["data"]["flow_runs_events"])
+
+        # No first message says it is subscribed: runs are made until one is announced.
+        for _ in range(50):
+            create_run(server, flow_name="a")
+            with contextlib.suppress(TimeoutError):
+                received(timeout=0.2)
+                break
+        with contextlib.suppress(TimeoutError):
+            while True:
+                received(timeout=0.5)  # the other ready runs' Scheduled states
+        a_run, b_run = create_run(server, flow_name="a"), create_run(server, flow_name="b")
+        propose(server, "flow", b_run, 1, type="RUNNING")
+        propose(server, "flow", a_run, 1, type="RUNNING")
+        task = task_run(server, flow_run_id=a_run, task_slug="t-1")["id"]  # a task run's: not
+        propose(server, "task", task, 1, type="RUNNING")
+        propose(server, "flow", a_run, 2, type="COMPLETED")
+        seen = [received() for _ in range(3)]
+    assert [(e["flow_run_id"], e["state_type"], e["version"]) for e in seen] == [
+        (a_run, "SCHEDULED", 1),
+        (a_run, "RUNNING", 2),
+        (a_run, "COMPLETED", 3),
+    ]
+    assert {e["task_run_id"] for e in seen} == {None}
+
+
+def test_flow_runs_events_refuses_a_bad_filter_at_once(server: Server) -> None:
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        payload = {"query": RUNS_EVENTS, "variables": {"where": {"name": {"_like": 7}}}}
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        message = json.loads(ws.recv(timeout=10))
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert "7" in errors[0]["message"], message
