@@ -262,6 +262,16 @@ SET_TASK_RUN_STATES = Document(
     retry=True,
 )
 
+FLOW_RUN_EVENTS = Document(
+    "flow_run_events",
+    """subscription flow_run_events($flow_run_id: uuid!) {
+      flow_run_events(flow_run_id: $flow_run_id) {
+        flow_run_id task_run_id task_slug map_index state state_type message timestamp version
+      }
+    }""",
+    retry=False,
+)
+
 WRITE_RUN_LOGS = Document(
     "write_run_logs",
     """mutation write_run_logs($input: write_run_logs_input!) {

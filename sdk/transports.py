@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -51,6 +52,40 @@ class EmbeddedServer:
 
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.ASGITransport(app=self.app)
+
+    async def subscribe(self, query: str, variables: dict[str, Any]) -> AsyncIterator[Any]:
+        """The ``data`` of each result of a subscription, run by the in-process schema
+        (httpx's ASGI transport has no WebSocket). Errors raise as the HTTP path's do."""
+        from graphql import ExecutionResult
+
+        from backend.api.context import Context
+        from backend.api.schema import schema
+
+        request = _InProcess(self.app)
+        context = Context(db=self.app.state.db, request=request)
+        results = await schema.subscribe(query, variable_values=variables, context_value=context)
+        if isinstance(results, ExecutionResult):
+            _raise(query, results)
+            return
+        async with contextlib.aclosing(results) as stream:
+            async for result in stream:
+                _raise(query, result)
+                yield result.data
+
+
+class _InProcess:
+    """What the schema's resolvers ask of a request: the app serving it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+def _raise(query: str, result: Any) -> None:
+    if result.errors:
+        from sdk.exceptions import InvalidInput
+
+        name = query.split("(", 1)[0].split()[-1]
+        raise InvalidInput(f"The runview server refused {name}: {result.errors[0].message}")
 
 
 _embedded: dict[str, EmbeddedServer] = {}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdk import _loop, documents
 from sdk.client import BaseClient, default_client
@@ -13,6 +14,9 @@ from sdk.exceptions import InvalidInput, NotFound
 from sdk.states import State
 from sdk.views._common import execute, parse_time, parse_uuid, reduce_view
 from sdk.views.task_run import TaskRunView
+
+if TYPE_CHECKING:  # the stream's imports (gql's WebSocket transport) load when it is used
+    from sdk.subscriptions import FlowRunEvent
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,19 @@ class FlowRunView:
     def get_latest(self) -> FlowRunView:
         """A new snapshot of the flow run, keeping the cache of finished task runs."""
         return _loop.run_sync(self.aget_latest())
+
+    def watch(self) -> Iterator[FlowRunEvent]:
+        """The flow run's state now, then every accepted state of it and its task runs as
+        it commits, until the flow run ends (with the task runs that ended with it)."""
+        from sdk.subscriptions import flow_run_events
+
+        return flow_run_events(self._client, self.flow_run_id)
+
+    def awatch(self) -> AsyncIterator[FlowRunEvent]:
+        """``watch`` for async code: ``async for event in view.awatch()``."""
+        from sdk.subscriptions import aflow_run_events
+
+        return aflow_run_events(self._client, self.flow_run_id)
 
     async def aget_task_run(
         self,
