@@ -27,15 +27,27 @@ import logging
 import shlex
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdk import documents
 from sdk.client import Client, default_client
-from sdk.exceptions import InvalidInput, NotFound, RunCancelled, RunFailed, WaitTimedOut
+from sdk.exceptions import (
+    ClientError,
+    InvalidInput,
+    NotFound,
+    RunCancelled,
+    RunFailed,
+    WaitTimedOut,
+)
 from sdk.runtime.context import FLOW_RUN, TASK_RUN
 from sdk.runtime.logs import run_logger_or_console
 from sdk.tasks import task
 from sdk.views import FlowRunView
+
+if TYPE_CHECKING:
+    from sdk import subscriptions
+
+_logger = logging.getLogger("runview.client")
 
 LOG_INTERVAL_SECONDS = 30.0
 
@@ -106,7 +118,8 @@ def wait_for_flow_run(
     Args:
         flow_run_id: The flow run to wait for (``create_flow_run`` returns it).
         timeout: Seconds to wait at most; None: as long as it takes.
-        poll_interval: Seconds between looks at the run.
+        poll_interval: Seconds between looks at the run where the server streams no events
+            (where it does, the wait wakes when the run changes, and this often).
         log_interval: Seconds between lines in the run logs (and on the console) while
             waiting; one says when no agent has claimed the run yet.
         raise_final_state: Raise if the run did not complete, rather than return it.
@@ -148,7 +161,8 @@ def get_task_run_result(
         task_slug: The task run's slug, ``<task name>-<n>``: ``"create_some_data-1"``.
         map_index: A mapped child's index; -1: the task run itself (a mapped parent: the
             list of its children's results).
-        poll_interval: Seconds between looks at the flow run.
+        poll_interval: Seconds between looks at the flow run where the server streams no
+            events (where it does, the wait wakes when the run changes, and this often).
         timeout: Seconds to wait at most; None: as long as it takes.
         log_interval: Seconds between lines saying how the flow run is doing.
 
@@ -196,24 +210,61 @@ def _wait(
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
     next_log = started + log_interval
-    while not view.state.is_final():
-        if ctx is not None:
-            ctx.check_cancelled()  # a parent being cancelled stops waiting
-        now = time.monotonic()
-        if now >= next_log:  # before the timeout: a poll slower than both still says why
-            _log_progress(logger, view, now - started)
-            next_log = now + log_interval
-        if deadline is not None and now >= deadline:
-            why = _unclaimed(view) or _due_at(view)
-            message = f"{_name(view, True)} is still {view.state.name} after {timeout:g} s"
-            message += f", the timeout: {why}" if why else ", the timeout."
-            raise WaitTimedOut(message if message[-1] in ".?" else f"{message}.", view.state)
-        wake = min(t for t in (now + poll_interval, deadline, next_log) if t is not None)
-        time.sleep(max(0.0, wake - now))
-        view = view.get_latest()
+    changes = _Changes(view)
+    try:
+        while not view.state.is_final():
+            if ctx is not None:
+                ctx.check_cancelled()  # a parent being cancelled stops waiting
+            now = time.monotonic()
+            if now >= next_log:  # before the timeout: a poll slower than both still says why
+                _log_progress(logger, view, now - started)
+                next_log = now + log_interval
+            if deadline is not None and now >= deadline:
+                why = _unclaimed(view) or _due_at(view)
+                message = f"{_name(view, True)} is still {view.state.name} after {timeout:g} s"
+                message += f", the timeout: {why}" if why else ", the timeout."
+                raise WaitTimedOut(message if message[-1] in ".?" else f"{message}.", view.state)
+            wake = min(t for t in (now + poll_interval, deadline, next_log) if t is not None)
+            if changes.wait(max(0.0, wake - now)):
+                view = view.get_latest()
+    finally:
+        changes.close()
     message = f": {view.state.message.rstrip('.')}" if view.state.message else ""
     logger.info("%s ended %s%s.", _name(view, True), view.state.name, message)
     return view
+
+
+class _Changes:
+    """What wakes a waiter: the flow run's event stream, so it wakes the moment the run's
+    state changes; or, where the server offers none (or it broke off), each poll."""
+
+    def __init__(self, view: FlowRunView) -> None:
+        from sdk import subscriptions  # noqa: F811 (its WebSocket transport loads when used)
+
+        self._stream: subscriptions.Stream | None = subscriptions.Stream(
+            view._client,
+            documents.FLOW_RUN_EVENTS,
+            {"flow_run_id": str(view.flow_run_id)},
+        )
+
+    def wait(self, seconds: float) -> bool:
+        """Wait at most ``seconds``; whether the flow run may have changed meanwhile."""
+        if self._stream is not None:
+            try:
+                event = self._stream.next(timeout=seconds)
+            except StopIteration:
+                return True  # it ended: the last look shows how
+            except (ClientError, InvalidInput) as error:
+                _logger.debug("no event stream (%s); polling instead", error)
+                self._stream = None
+                return True
+            return event is not None and event["flow_run_events"]["task_run_id"] is None
+        time.sleep(seconds)
+        return True
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
 
 def _name(view: FlowRunView, capital: bool = False) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from gql import Client as GQLClient
 from gql import GraphQLRequest
-from gql.transport.exceptions import TransportQueryError
+from gql.transport.exceptions import TransportError, TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from sdk import _loop, documents
@@ -76,28 +76,69 @@ async def aflow_run_events(
         yield FlowRunEvent.parse(data["flow_run_events"])
 
 
+class Stream:
+    """A subscription's results as they come, for a blocking reader: ``next(timeout)``."""
+
+    def __init__(
+        self, client: BaseClient, document: documents.Document, variables: dict[str, Any]
+    ) -> None:
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ended = False
+        self._running = asyncio.run_coroutine_threadsafe(
+            self._pump(client, document, variables), _loop.loop()
+        )
+
+    async def _pump(
+        self, client: BaseClient, document: documents.Document, variables: dict[str, Any]
+    ) -> None:
+        try:
+            async for data in _stream(client, document, variables):
+                self._items.put(data)
+            self._items.put(_END)
+        except BaseException as error:  # handed to the reader, which raises it
+            self._items.put(error)
+
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next result; None if none came within ``timeout`` seconds.
+
+        Raises:
+            StopIteration: the subscription completed.
+            ClientError, InvalidInput: it could not start, or was closed.
+        """
+        if self._ended:
+            raise StopIteration
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _END or isinstance(item, BaseException):
+            self._ended = True
+            self.close()
+        if item is _END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return dict(item)
+
+    def close(self) -> None:
+        self._running.cancel()
+
+
 def events(
     client: BaseClient, document: documents.Document, variables: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     """The ``data`` of each result of the subscription ``document``, in this thread."""
-    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    async def pump() -> None:
-        try:
-            async for data in _stream(client, document, variables):
-                items.put(data)
-            items.put(_END)
-        except BaseException as error:  # handed to the reader, which raises it
-            items.put(error)
-
-    running = asyncio.run_coroutine_threadsafe(pump(), _loop.loop())
+    stream = Stream(client, document, variables)
     try:
-        while (item := items.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        while True:
+            try:
+                item = stream.next()
+            except StopIteration:
+                return
+            if item is not None:
+                yield item
     finally:
-        running.cancel()
+        stream.close()
 
 
 async def aevents(
@@ -152,8 +193,10 @@ async def _stream(
     except TransportQueryError as error:
         message = (error.errors or [{}])[0].get("message", str(error))
         raise InvalidInput(f"The runview server refused {document.name}: {message}") from None
-    except (TimeoutError, OSError) as error:
-        raise ClientError(f"Cannot reach the runview server at {client.api_url}: {error}") from None
+    except (TransportError, OSError, TimeoutError) as error:  # refused, or gone
+        raise ClientError(
+            f"Cannot stream from the runview server at {client.api_url}: {error}"
+        ) from None
 
 
 def _ws_url(api_url: str) -> str:
