@@ -1,13 +1,15 @@
 """Following a flow run from the terminal: its state changes, its children, its logs.
 
-Both poll the server, quickly while things change and backing off to every 2 s while
-nothing does. Every state of the flow run is shown (its history is read, so a quick
+``watch`` wakes when the run's event stream says it changed (``Wakes``), and polls where the
+server streams nothing; ``logs`` polls. Polling is quick while things change and backs off to
+every 2 s while nothing does. Every state of the flow run is shown (its history is read, so a quick
 Pending -> Running between two polls is not lost); task runs are shown as they are at each
 poll, and mapped children as one progress bar.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -22,7 +24,7 @@ from rich.text import Text
 from sdk import documents
 from sdk.cli import _render
 from sdk.cli._common import client
-from sdk.exceptions import NotFound
+from sdk.exceptions import ClientError, InvalidInput, NotFound
 from sdk.states import TERMINAL
 
 EPOCH = "1970-01-01T00:00:00+00:00"
@@ -43,19 +45,57 @@ class Backoff:
         time.sleep(self.delay)
 
 
+class Wakes:
+    """Sleeps between looks at a run until its event stream says something changed (at
+    most ``most`` seconds), taking a burst of events (10,000 mapped children) as one; where
+    the server streams nothing, the ``Backoff`` of polling."""
+
+    def __init__(self, run_id: uuid.UUID, most: float = 2.0, gather: float = 0.1) -> None:
+        from sdk import subscriptions  # its WebSocket transport loads when a watch needs it
+
+        self.most, self.gather = most, gather
+        self.backoff = Backoff(most=most)
+        variables = {"flow_run_id": str(run_id)}
+        self.stream: subscriptions.Stream | None = subscriptions.Stream(
+            client(), documents.FLOW_RUN_EVENTS, variables
+        )
+
+    def wait(self, changed: bool) -> None:
+        if self.stream is None:
+            self.backoff.wait(changed)
+            return
+        time.sleep(self.gather)  # what commits meanwhile is one look
+        try:
+            if self.stream.next(timeout=self.most) is not None:
+                while self.stream.next(timeout=0) is not None:
+                    pass
+        except StopIteration:
+            return  # the run ended: the next look shows how
+        except (ClientError, InvalidInput) as error:
+            logging.getLogger("runview.client").debug("polling instead: %s", error)
+            self.stream = None
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
 def watch(run_id: uuid.UUID, console: Console = _render.console) -> dict[str, Any]:
     """Show the run's changes on ``console`` until it is final; its last row."""
     shown_version = 0
     task_runs: dict[str, tuple[str, int]] = {}
-    backoff = Backoff()
-    with Progress(
-        TextColumn("mapped children"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    wakes = Wakes(run_id)
+    with (
+        contextlib.closing(wakes),
+        Progress(
+            TextColumn("mapped children"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
         bar = None
         while True:
             data = client().execute(documents.RUN_PROGRESS, {"id": str(run_id)})
@@ -96,7 +136,7 @@ def watch(run_id: uuid.UUID, console: Console = _render.console) -> dict[str, An
                 progress.update(bar, total=total, completed=finished)
             if run["state_type"] in TERMINAL:
                 return dict(run)
-            backoff.wait(changed)
+            wakes.wait(changed)
 
 
 def _line(
