@@ -12,9 +12,10 @@ task runs that ended with it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 import strawberry
 from graphql import GraphQLError
@@ -23,7 +24,7 @@ from strawberry.types import Info
 from backend import models
 from backend.api.tables import TYPES, plain
 from backend.errors import InputError
-from backend.events import EventHub, EventsInterrupted, SubscriberTooSlow
+from backend.events import EventHub, EventsInterrupted, SubscriberTooSlow, Watcher
 from backend.models.events import Event, RunEvent
 
 SUBSCRIPTION_CLOSED = "SUBSCRIPTION_CLOSED"
@@ -60,30 +61,22 @@ class Subscription:
     async def flow_run_events(
         self, info: Info, flow_run_id: uuid.UUID
     ) -> AsyncGenerator[FlowRunEvent, None]:
-        hub: EventHub = info.context.request.app.state.events
-        try:
-            async with hub.watch(flow_run_id) as watcher:
-                async with info.context.db.connect() as conn:
-                    current = await models.read_current_event(conn, flow_run_id)
-                if current is None:
-                    raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
-                yield FlowRunEvent.of(current)
-                if current.ends_flow_run:
+        async with _watching(info, flow_run_id) as (watcher, current):
+            yield FlowRunEvent.of(current)
+            if current.ends_flow_run:
+                return
+            versions: dict[uuid.UUID | None, int] = {None: current.version}
+            async for batch in watcher.batches():
+                for event in batch:
+                    if not isinstance(event, RunEvent):
+                        continue  # a log record: flow_run_logs's
+                    key = event.task_run_id
+                    if event.version <= versions.get(key, -1):
+                        continue  # the current state read above, or sent already
+                    versions[key] = event.version
+                    yield FlowRunEvent.of(event)
+                if _ends(batch):
                     return
-                versions: dict[uuid.UUID | None, int] = {None: current.version}
-                async for batch in watcher.batches():
-                    for event in batch:
-                        if not isinstance(event, RunEvent):
-                            continue  # a log record: flow_run_logs's
-                        key = event.task_run_id
-                        if event.version <= versions.get(key, -1):
-                            continue  # the current state read above, or sent already
-                        versions[key] = event.version
-                        yield FlowRunEvent.of(event)
-                    if _ends(batch):
-                        return
-        except (SubscriberTooSlow, EventsInterrupted) as reason:
-            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
 
     @strawberry.subscription(
         description=(
@@ -94,24 +87,16 @@ class Subscription:
     async def flow_run_logs(
         self, info: Info, flow_run_id: uuid.UUID, level: int | None = None
     ) -> AsyncGenerator[LogRecord, None]:  # type: ignore[valid-type]
-        hub: EventHub = info.context.request.app.state.events
         least = level if level is not None else -(2**31)
-        try:
-            async with hub.watch(flow_run_id) as watcher:
-                async with info.context.db.connect() as conn:
-                    current = await models.read_current_event(conn, flow_run_id)
-                if current is None:
-                    raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
-                if current.ends_flow_run:
-                    return  # nothing more will be written (its logs are a query away)
-                async for batch in watcher.batches():
-                    for event in batch:
-                        if not isinstance(event, RunEvent) and event.level >= least:
-                            yield event
-                    if _ends(batch):
-                        return
-        except (SubscriberTooSlow, EventsInterrupted) as reason:
-            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+        async with _watching(info, flow_run_id) as (watcher, current):
+            if current.ends_flow_run:
+                return  # nothing more will be written (its logs are a query away)
+            async for batch in watcher.batches():
+                for event in batch:
+                    if not isinstance(event, RunEvent) and event.level >= least:
+                        yield event
+                if _ends(batch):
+                    return
 
     @strawberry.subscription(
         description=(
@@ -125,12 +110,13 @@ class Subscription:
         info: Info,
         where: FlowRunBoolExp | None = None,  # type: ignore[valid-type]
     ) -> AsyncGenerator[FlowRunEvent, None]:
-        hub: EventHub = info.context.request.app.state.events
         condition = plain(where)
-        try:
+        hub: EventHub = info.context.request.app.state.events
+        with _closed_as_errors():
             async with hub.watch(None) as watcher:
-                async with info.context.db.connect() as conn:  # a bad filter: refused now
-                    await models.matching_flow_runs(conn, condition, [])
+                if condition is not None:  # a bad filter: refused now, not at the first event
+                    async with info.context.db.connect() as conn:
+                        await models.matching_flow_runs(conn, condition, [])
                 async for batch in watcher.batches():
                     runs = [e for e in batch if isinstance(e, RunEvent)]
                     if condition is not None:
@@ -140,8 +126,29 @@ class Subscription:
                         runs = [e for e in runs if e.flow_run_id in matching]
                     for event in runs:
                         yield FlowRunEvent.of(event)
-        except (SubscriberTooSlow, EventsInterrupted) as reason:
-            raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+
+
+@contextlib.contextmanager
+def _closed_as_errors() -> Iterator[None]:
+    """A subscription the hub closed ends with a GraphQL error that says why."""
+    try:
+        yield
+    except (SubscriberTooSlow, EventsInterrupted) as reason:
+        raise GraphQLError(str(reason), extensions={"code": SUBSCRIPTION_CLOSED}) from None
+
+
+@contextlib.asynccontextmanager
+async def _watching(info: Info, flow_run_id: uuid.UUID) -> AsyncIterator[tuple[Watcher, RunEvent]]:
+    """A watcher of the flow run, then its current state: nothing that commits in between
+    is missed. A run that does not exist is bad input."""
+    hub: EventHub = info.context.request.app.state.events
+    with _closed_as_errors():
+        async with hub.watch(flow_run_id) as watcher:
+            async with info.context.db.connect() as conn:
+                current = await models.read_current_event(conn, flow_run_id)
+            if current is None:
+                raise InputError(f"flow run {str(flow_run_id)!r} does not exist.")
+            yield watcher, current
 
 
 def _ends(batch: list[Event]) -> bool:

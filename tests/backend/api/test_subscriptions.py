@@ -405,3 +405,30 @@ def test_flow_runs_events_refuses_a_bad_filter_at_once(server: Server) -> None:
         message = json.loads(ws.recv(timeout=10))
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert "7" in errors[0]["message"], message
+
+
+def test_flow_runs_events_without_a_filter_streams_every_flow_run(server: Server) -> None:
+    for name in ("a", "b"):
+        create_flow(server, name=name)
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": RUNS_EVENTS}}))
+
+        def received(timeout: float = 10) -> dict[str, Any]:
+            message = json.loads(ws.recv(timeout=timeout))
+            assert message["type"] == "next", message
+            return dict(message["payload"]["data"]["flow_runs_events"])
+
+        for _ in range(50):  # runs are made until one is announced: subscribed
+            create_run(server, flow_name="a")
+            with contextlib.suppress(TimeoutError):
+                received(timeout=0.2)
+                break
+        with contextlib.suppress(TimeoutError):
+            while True:
+                received(timeout=0.5)
+        runs = {create_run(server, flow_name=name) for name in ("a", "b")}
+        seen = {(e["flow_run_id"], e["state_type"]) for e in (received(), received())}
+    assert seen == {(run, "SCHEDULED") for run in runs}
